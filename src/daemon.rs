@@ -1,0 +1,853 @@
+//! The builder, [`Daemon`], and the procedure it runs: the seed's `become()` and systemd's
+//! daemon(7) steps, in order, in [`Daemon::start`] (the calling program becomes the daemon) and
+//! [`Daemon::spawn`] (a program is executed as the daemon).
+//!
+//! Everything that can fail for a reason the caller can fix is checked before the first fork
+//! ([`Daemon::check`]); between fork and exec only system calls run; intermediate processes leave
+//! with `_exit`.
+
+use std::ffi::{CString, OsStr};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::channel::{self, Record};
+use crate::env::Environment;
+use crate::error::{Error, ErrorKind, Step};
+use crate::fds;
+use crate::identity::{self, Credentials, Groups};
+use crate::launcher::{self, Launcher, Readiness};
+use crate::notify;
+use crate::pidfile::Pidfile;
+use crate::program::{self, Program};
+use crate::running::{Running, Spawned};
+use crate::signals;
+use crate::stdio::{Prepared, PreparedStdio, Stdio};
+
+/// How long the launcher waits for readiness unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A daemon to be started: the seed's four parameters, everything daemon(7) asks for, and how
+/// the launcher learns the outcome.
+///
+/// # Example
+/// ```no_run
+/// let mut daemon = daemonic::Daemon::new()
+///     .pidfile("/run/app.pid")
+///     .user("app")
+///     .start()?;
+/// let listener = std::net::TcpListener::bind("0.0.0.0:8080")?; // in the daemon now
+/// daemon.ready()?; // the launcher exits 0 here
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    umask: libc::mode_t,
+    workdir: PathBuf,
+    max_fd: RawFd,
+    stdio: [Stdio; 3],
+    pidfile: Option<PathBuf>,
+    user: Option<String>,
+    group: Option<String>,
+    groups: Groups,
+    chroot: Option<PathBuf>,
+    environment: Environment,
+    keep_fds: Vec<RawFd>,
+    no_core: bool,
+    foreground: bool,
+    ready_at_start: bool,
+    timeout: Duration,
+    readiness: Readiness,
+}
+
+impl Default for Daemon {
+    fn default() -> Daemon {
+        Daemon::new()
+    }
+}
+
+impl Daemon {
+    /// A daemon with the defaults: umask 022, working directory `/`, standard streams on
+    /// `/dev/null`, no pidfile, same user, inherited environment, 60 s readiness timeout.
+    pub fn new() -> Daemon {
+        Daemon {
+            umask: 0o022,
+            workdir: PathBuf::from("/"),
+            max_fd: 1024,
+            stdio: [Stdio::Null, Stdio::Null, Stdio::Null],
+            pidfile: None,
+            user: None,
+            group: None,
+            groups: Groups::FromUser,
+            chroot: None,
+            environment: Environment::inherit(),
+            keep_fds: Vec::new(),
+            no_core: false,
+            foreground: false,
+            ready_at_start: false,
+            timeout: DEFAULT_TIMEOUT,
+            readiness: Readiness::Exec,
+        }
+    }
+
+    /// The file mode creation mask (default `0o022`; the seed's `0` stays available).
+    pub fn umask(mut self, mask: u32) -> Daemon {
+        self.umask = (mask & 0o777) as libc::mode_t;
+        self
+    }
+
+    /// The working directory (default `/`); inside the chroot when there is one.
+    pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Daemon {
+        self.workdir = dir.into();
+        self
+    }
+
+    /// The bound for closing descriptors, used only where the descriptor table cannot be walked
+    /// (no `close_range`, no `/proc/self/fd`). Default 1024.
+    pub fn max_fd(mut self, max_fd: RawFd) -> Daemon {
+        self.max_fd = max_fd.max(3);
+        self
+    }
+
+    /// The seed's `redirect_to`: one file for stdin, stdout and stderr (appended to).
+    pub fn redirect_to(self, path: impl Into<PathBuf>) -> Daemon {
+        let path = path.into();
+        self.stdin(Stdio::Append(path.clone()))
+            .stdout(Stdio::Append(path.clone()))
+            .stderr(Stdio::Append(path))
+    }
+
+    /// Standard input (default `/dev/null`).
+    pub fn stdin(mut self, target: Stdio) -> Daemon {
+        self.stdio[0] = target;
+        self
+    }
+
+    /// Standard output (default `/dev/null`).
+    pub fn stdout(mut self, target: Stdio) -> Daemon {
+        self.stdio[1] = target;
+        self
+    }
+
+    /// Standard error (default `/dev/null`). Until [`Running::ready`], what the daemon writes to
+    /// stderr goes to the launcher's stderr, so a failure before readiness is seen.
+    pub fn stderr(mut self, target: Stdio) -> Daemon {
+        self.stdio[2] = target;
+        self
+    }
+
+    /// A pidfile: locked for the daemon's life, holding its final pid.
+    pub fn pidfile(mut self, path: impl Into<PathBuf>) -> Daemon {
+        self.pidfile = Some(path.into());
+        self
+    }
+
+    /// The user to run as (name or id); also sets the group to the user's primary group unless
+    /// [`group`](Daemon::group) is given.
+    pub fn user(mut self, user: impl Into<String>) -> Daemon {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The group to run as (name or id).
+    pub fn group(mut self, group: impl Into<String>) -> Daemon {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// The supplementary groups when running as a user (default: the user's, as initgroups).
+    pub fn groups(mut self, groups: Groups) -> Daemon {
+        self.groups = groups;
+        self
+    }
+
+    /// A directory to `chroot` into before dropping privileges.
+    pub fn chroot(mut self, dir: impl Into<PathBuf>) -> Daemon {
+        self.chroot = Some(dir.into());
+        self
+    }
+
+    /// The daemon's environment (default: the launcher's).
+    pub fn environment(mut self, environment: Environment) -> Daemon {
+        self.environment = environment;
+        self
+    }
+
+    /// Sets one environment variable.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Daemon {
+        self.environment = self.environment.set(key.as_ref(), value.as_ref());
+        self
+    }
+
+    /// Starts from an empty environment.
+    pub fn clear_env(mut self) -> Daemon {
+        self.environment = self.environment.clear();
+        self
+    }
+
+    /// Keeps a descriptor open in the daemon, at the same number.
+    pub fn keep_fd(mut self, fd: BorrowedFd<'_>) -> Daemon {
+        self.keep_fds.push(fd.as_raw_fd());
+        self
+    }
+
+    /// Disables core dumps (`RLIMIT_CORE` 0).
+    pub fn no_core(mut self, on: bool) -> Daemon {
+        self.no_core = on;
+        self
+    }
+
+    /// Foreground mode: every step except the forks and `setsid`, for systemd and containers;
+    /// [`Running::ready`] then sends `READY=1` to `$NOTIFY_SOCKET` when one is set.
+    pub fn foreground(mut self, on: bool) -> Daemon {
+        self.foreground = on;
+        self
+    }
+
+    /// Reports readiness as soon as the procedure is done, for programs with nothing to prepare.
+    pub fn ready_at_start(mut self, on: bool) -> Daemon {
+        self.ready_at_start = on;
+        self
+    }
+
+    /// How long the launcher waits for readiness before giving up (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Daemon {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How a spawned program signals readiness (default: once it is executed).
+    pub fn readiness(mut self, readiness: Readiness) -> Daemon {
+        self.readiness = readiness;
+        self
+    }
+
+    /// The pidfile path, if one is set.
+    pub fn pidfile_path(&self) -> Option<&Path> {
+        self.pidfile.as_deref()
+    }
+
+    /// Resolves and validates everything that can be checked without acting: single thread,
+    /// user and group, chroot and working directory, environment, descriptors to keep.
+    ///
+    /// # Example
+    /// ```
+    /// let err = daemonic::Daemon::new().workdir("/no/such/dir").check().unwrap_err();
+    /// assert_eq!(err.to_string(), "working directory /no/such/dir: No such file or directory (os error 2)");
+    /// ```
+    pub fn check(&self) -> Result<(), Error> {
+        self.validate().map(drop)
+    }
+
+    /// Becomes the daemon. Returns in the daemon process; the launching process waits for
+    /// [`Running::ready`] and exits 0, or prints the failure on its stderr and exits 1.
+    ///
+    /// Errors found before the first fork are returned in the calling process.
+    pub fn start(self) -> Result<Running, Error> {
+        let checked = self.validate()?;
+        if self.foreground {
+            return self.run_foreground(checked);
+        }
+        let mut launch = self.acquire(checked, None)?;
+        let (child1, ends) = match fork_daemon(&mut launch)? {
+            Fork::Daemon(ends) => {
+                // The launcher's ends are closed by close_inherited_fds below, not by us.
+                std::mem::forget(ends);
+                return Ok(self.finish_in_daemon(launch));
+            }
+            Fork::Launcher(child1, ends) => (child1, ends),
+        };
+        let context = launch.context.clone();
+        let pidfile = launch.pidfile.take();
+        drop(launch);
+        let outcome = Launcher::new(ends, child1, launcher::Mode::Handle, self.timeout, context, pidfile)
+            .wait(&mut |status| eprintln!("{status}"));
+        exit_launcher(outcome)
+    }
+
+    /// Executes `program` as a daemon and returns, in the calling process, once it is ready
+    /// (see [`Readiness`]); on any failure the half-started daemon is stopped, the pidfile
+    /// removed, and the error returned. The daemon is a child of init, not of the caller.
+    pub fn spawn(self, program: &Program) -> Result<Spawned, Error> {
+        self.spawn_with_status(program, |_| {})
+    }
+
+    /// [`spawn`](Daemon::spawn), calling `on_status` with each `STATUS=` the program sends.
+    pub fn spawn_with_status(
+        self,
+        program: &Program,
+        mut on_status: impl FnMut(&str),
+    ) -> Result<Spawned, Error> {
+        if self.foreground {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Fork,
+                "foreground mode does not spawn; run the program directly",
+            ));
+        }
+        let checked = self.validate()?;
+        let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
+        let mut launch = self.acquire(checked, Some(resolved))?;
+        match fork_daemon(&mut launch)? {
+            Fork::Daemon(ends) => {
+                std::mem::forget(ends);
+                exec_in_daemon(launch)
+            }
+            Fork::Launcher(child1, ends) => {
+                let context = launch.context.clone();
+                let pidfile = launch.pidfile.take();
+                drop(launch);
+                let mode = match self.readiness {
+                    Readiness::Exec => launcher::Mode::Exec,
+                    Readiness::Notify => launcher::Mode::Notify,
+                    Readiness::Fd(_) => launcher::Mode::Fd,
+                };
+                let pid = Launcher::new(ends, child1, mode, self.timeout, context, pidfile)
+                    .wait(&mut on_status)?;
+                Ok(Spawned::new(pid))
+            }
+        }
+    }
+
+    /// Validation without side effects (see [`check`](Daemon::check)).
+    fn validate(&self) -> Result<Checked, Error> {
+        refuse_threads()?;
+        self.environment.validate()?;
+        let creds = identity::resolve(self.user.as_deref(), self.group.as_deref(), self.groups)?;
+        if let Some(root) = &self.chroot {
+            let meta = std::fs::metadata(root).map_err(|e| Error::os(Step::Chroot, root.display(), e))?;
+            if !meta.is_dir() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    Step::Chroot,
+                    format!("chroot {}: not a directory", root.display()),
+                ));
+            }
+        }
+        let workdir = match &self.chroot {
+            Some(_) => self.workdir.clone(),
+            None if self.workdir.is_absolute() => self.workdir.clone(),
+            None => std::env::current_dir()
+                .map_err(|e| Error::os(Step::Workdir, self.workdir.display(), e))?
+                .join(&self.workdir),
+        };
+        let on_disk = match &self.chroot {
+            Some(root) => root.join(workdir.strip_prefix("/").unwrap_or(&workdir)),
+            None => workdir.clone(),
+        };
+        let meta = std::fs::metadata(&on_disk)
+            .map_err(|e| Error::os(Step::Workdir, self.workdir.display(), e))?;
+        if !meta.is_dir() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Workdir,
+                format!("working directory {}: not a directory", self.workdir.display()),
+            ));
+        }
+        for &fd in &self.keep_fds {
+            if fd < 3 || !fds::is_open(fd) {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    Step::CloseFds,
+                    format!("descriptor {fd} to keep: {}", if fd < 3 { "0-2 are the standard streams; use stdin/stdout/stderr" } else { "not open in this process" }),
+                ));
+            }
+        }
+        if let Readiness::Fd(fd) = self.readiness {
+            if fd < 3 || self.keep_fds.contains(&fd) {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    Step::Readiness,
+                    format!("readiness descriptor {fd}: must be 3 or more and not also kept"),
+                ));
+            }
+        }
+        Ok(Checked {
+            creds,
+            workdir: c_path(&workdir, Step::Workdir)?,
+            chroot: self.chroot.as_deref().map(|p| c_path(p, Step::Chroot)).transpose()?,
+        })
+    }
+
+    /// Takes the resources, in an order that never harms a running daemon: the pidfile first
+    /// (so that a log file opened for truncation is not emptied under a live daemon), then the
+    /// standard streams, the channels, and descriptor numbers reserved for the daemon.
+    fn acquire(&self, checked: Checked, program: Option<program::Resolved>) -> Result<Launch, Error> {
+        let pidfile = self.pidfile.as_deref().map(Pidfile::acquire).transpose()?;
+        let release = |pidfile: &Option<Pidfile>| {
+            if let Some(p) = pidfile {
+                let _ = p.remove();
+            }
+        };
+        let result = self.acquire_rest(checked, program, pidfile.as_ref());
+        match result {
+            Ok(mut launch) => {
+                launch.pidfile = pidfile;
+                launch.finish_keep_list();
+                Ok(launch)
+            }
+            Err(err) => {
+                release(&pidfile);
+                Err(err)
+            }
+        }
+    }
+
+    fn acquire_rest(
+        &self,
+        checked: Checked,
+        program: Option<program::Resolved>,
+        pidfile: Option<&Pidfile>,
+    ) -> Result<Launch, Error> {
+        let exec = program.is_some();
+        // Reserve the numbers the daemon's descriptors must land on, so that nothing opened
+        // below is given one of them and then clobbered by a dup2.
+        let mut placeholders = Vec::new();
+        let ready_target = match self.readiness {
+            Readiness::Fd(fd) if exec => Some(fd),
+            _ => None,
+        };
+        let lock_target = match (exec, pidfile) {
+            (true, Some(_)) => Some(high_free_fd(&self.keep_fds, ready_target)),
+            _ => None,
+        };
+        for fd in ready_target.into_iter().chain(lock_target) {
+            if !fds::is_open(fd) {
+                placeholders.push(reserve(fd).map_err(|e| Error::os(Step::Fork, format!("descriptor {fd}"), e))?);
+            }
+        }
+        let stdio = PreparedStdio::open([&self.stdio[0], &self.stdio[1], &self.stdio[2]])?;
+        let (status_r, status_w) = channel::pipe().map_err(|e| Error::os(Step::Fork, "status pipe", e))?;
+        // Until ready(), the daemon's stderr goes to the launcher: errors are seen, not lost.
+        let relay = if !exec && !self.foreground && !self.ready_at_start && self.stdio[2] != Stdio::Inherit {
+            Some(channel::pipe().map_err(|e| Error::os(Step::Fork, "stderr pipe", e))?)
+        } else {
+            None
+        };
+        let ready_pipe = match ready_target {
+            Some(_) => Some(channel::pipe().map_err(|e| Error::os(Step::Readiness, "readiness pipe", e))?),
+            None => None,
+        };
+        let listener = match (exec, self.readiness) {
+            (true, Readiness::Notify) => Some(
+                notify::Listener::bind().map_err(|e| Error::os(Step::Readiness, "notify socket", e))?,
+            ),
+            _ => None,
+        };
+        let exec_plan = match program {
+            Some(resolved) => {
+                // An inherited NOTIFY_SOCKET belongs to whoever runs the launcher, not to the
+                // daemon: drop it unless we provide our own or the caller set one explicitly.
+                let mut environment = self.environment.clone();
+                if !environment.sets("NOTIFY_SOCKET") {
+                    environment = environment.remove("NOTIFY_SOCKET");
+                }
+                let extra: Vec<(&str, &OsStr)> = listener
+                    .iter()
+                    .map(|l| ("NOTIFY_SOCKET", OsStr::new(l.address())))
+                    .collect();
+                let envp = environment.to_envp(&extra)?;
+                Some(ExecPlan {
+                    argv_ptrs: program::pointer_array(&resolved.argv),
+                    envp_ptrs: program::pointer_array(&envp),
+                    resolved,
+                    _envp: envp,
+                })
+            }
+            None => None,
+        };
+        let context = launcher::Context {
+            program: exec_plan.as_ref().map(|e| e.resolved.path().display().to_string()),
+            workdir: self.workdir.display().to_string(),
+            chroot: self.chroot.as_ref().map(|p| p.display().to_string()),
+            pidfile: self.pidfile.as_ref().map(|p| p.display().to_string()),
+            user: checked.creds.as_ref().map(|c| (c.user_label.clone(), c.uid)),
+            group: checked.creds.as_ref().map(|c| (c.group_label.clone(), c.gid)),
+            stdio: self.stdio.clone(),
+            ready_fd: ready_target,
+        };
+        let (relay_r, relay_w) = relay.map_or((None, None), |(r, w)| (Some(r), Some(w)));
+        let (ready_r, ready_w) = ready_pipe.map_or((None, None), |(r, w)| (Some(r), Some(w)));
+        Ok(Launch {
+            checked,
+            umask: self.umask,
+            max_fd: self.max_fd,
+            no_core: self.no_core,
+            stdio,
+            pidfile: None,
+            lock_target,
+            ready: ready_w.zip(ready_target),
+            status_w,
+            relay_w,
+            keep: self.keep_fds.clone(),
+            placeholders,
+            exec: exec_plan,
+            environment: self.environment.clone(),
+            context,
+            ends: Some(launcher::Ends {
+                status: status_r,
+                relay: relay_r,
+                ready: ready_r,
+                notify: listener,
+            }),
+        })
+    }
+
+    /// Foreground mode: the steps without forks, errors returned directly.
+    fn run_foreground(&self, checked: Checked) -> Result<Running, Error> {
+        let mut launch = self.acquire(checked, None)?;
+        // No launcher listens: its ends of the channels are not used.
+        drop(launch.ends.take());
+        match daemon_steps(&mut launch) {
+            Ok(()) => {}
+            Err((step, err)) => {
+                if let Some(p) = &launch.pidfile {
+                    let _ = p.remove();
+                }
+                return Err(Error::os(step, launch.context.subject(step), err));
+            }
+        }
+        let Launch {
+            mut pidfile,
+            stdio,
+            placeholders,
+            environment,
+            status_w,
+            ..
+        } = launch;
+        drop(stdio);
+        drop(placeholders);
+        drop(status_w);
+        if let Some(p) = &mut pidfile {
+            p.close_writer();
+        }
+        // SAFETY: validate() refused a multi-threaded process and nothing since started a thread.
+        unsafe { environment.apply_in_process() };
+        let mut running = Running::new(std::process::id(), pidfile, None, None, true);
+        if self.ready_at_start {
+            running.ready()?;
+        }
+        Ok(running)
+    }
+
+    /// In the daemon (library mode): the steps, then the handle. Failures are reported to the
+    /// launcher and end the process; this never returns an error into the caller's code.
+    fn finish_in_daemon(&self, mut launch: Launch) -> Running {
+        if let Err((step, err)) = daemon_steps(&mut launch) {
+            channel::send(launch.status_w.as_raw_fd(), Record::Failed(step, errno(&err)));
+            // SAFETY: _exit ends the process without running destructors or flushing the
+            // launcher's buffers a second time.
+            unsafe { libc::_exit(1) };
+        }
+        let Launch {
+            mut pidfile,
+            stdio,
+            placeholders,
+            environment,
+            status_w,
+            relay_w,
+            ..
+        } = launch;
+        // close_inherited_fds closed the placeholders (they were not kept).
+        std::mem::forget(placeholders);
+        let mut stdio = stdio;
+        let stderr_target = stdio.take_stderr_for_relay(relay_w.is_some());
+        drop(stdio);
+        drop(relay_w);
+        if let Some(p) = &mut pidfile {
+            p.close_writer();
+        }
+        // SAFETY: validate() refused a multi-threaded process; the forks kept only this thread.
+        unsafe { environment.apply_in_process() };
+        let mut running = Running::new(std::process::id(), pidfile, Some(status_w), stderr_target, false);
+        if self.ready_at_start {
+            let _ = running.ready();
+        }
+        running
+    }
+}
+
+/// What validation resolved.
+#[derive(Debug)]
+struct Checked {
+    creds: Option<Credentials>,
+    workdir: CString,
+    chroot: Option<CString>,
+}
+
+/// Everything the daemon side needs, prepared before the first fork.
+struct Launch {
+    checked: Checked,
+    umask: libc::mode_t,
+    max_fd: RawFd,
+    no_core: bool,
+    stdio: PreparedStdio,
+    pidfile: Option<Pidfile>,
+    /// Exec mode: the number the pidfile lock lands on in the program.
+    lock_target: Option<RawFd>,
+    /// Exec mode with an s6 readiness descriptor: the write end and its number in the program.
+    ready: Option<(OwnedFd, RawFd)>,
+    status_w: OwnedFd,
+    relay_w: Option<OwnedFd>,
+    /// Sorted descriptors close_inherited_fds leaves open.
+    keep: Vec<RawFd>,
+    placeholders: Vec<OwnedFd>,
+    exec: Option<ExecPlan>,
+    environment: Environment,
+    context: launcher::Context,
+    /// The launcher's ends of the channels; `None` in foreground mode.
+    ends: Option<launcher::Ends>,
+}
+
+impl Launch {
+    /// Adds the descriptors the daemon uses itself to the caller's, sorted.
+    fn finish_keep_list(&mut self) {
+        let mut keep = std::mem::take(&mut self.keep);
+        keep.push(self.status_w.as_raw_fd());
+        keep.extend(self.relay_w.as_ref().map(AsRawFd::as_raw_fd));
+        keep.extend(self.stdio.fds());
+        if let Some(p) = &self.pidfile {
+            keep.push(p.lock_fd());
+            keep.extend(p.writer_fd());
+        }
+        keep.extend(self.lock_target);
+        if let Some((w, target)) = &self.ready {
+            keep.push(w.as_raw_fd());
+            keep.push(*target);
+        }
+        keep.sort_unstable();
+        keep.dedup();
+        self.keep = keep;
+    }
+}
+
+/// A program ready for execve, with the arrays built before the fork.
+struct ExecPlan {
+    resolved: program::Resolved,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+}
+
+enum Fork {
+    /// In the daemon (the grandchild); the launcher's ends still need forgetting.
+    Daemon(launcher::Ends),
+    /// In the launcher: the first child's pid and the launcher's ends.
+    Launcher(libc::pid_t, launcher::Ends),
+}
+
+/// daemon(7) steps 5-8: fork, setsid, fork, exit the first child. The grandchild reports its
+/// pid first, so the launcher can watch it from then on.
+fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
+    let Some(ends) = launch.ends.take() else {
+        return Err(Error::new(ErrorKind::Os, Step::Fork, "internal: channels missing"));
+    };
+    // Buffered output would otherwise be written once by each process.
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    let status_fd = launch.status_w.as_raw_fd();
+    // SAFETY: validate() checked that this process runs one thread, so the child may run
+    // anything; the child below uses only system calls and _exit until the daemon steps.
+    let child1 = unsafe { libc::fork() };
+    if child1 < 0 {
+        if let Some(p) = &launch.pidfile {
+            let _ = p.remove();
+        }
+        return Err(Error::os(Step::Fork, "the first child", io::Error::last_os_error()));
+    }
+    if child1 > 0 {
+        // The launcher keeps no write ends: end-of-file must mean the daemon side closed them.
+        return Ok(Fork::Launcher(child1, ends));
+    }
+    // First child: a new session without a controlling terminal, then the second fork so the
+    // daemon is not a session leader and can never acquire a terminal again.
+    // SAFETY: setsid, fork, getpid and _exit are async-signal-safe system calls.
+    unsafe {
+        if libc::setsid() < 0 {
+            channel::send(status_fd, Record::Failed(Step::Setsid, errno(&io::Error::last_os_error())));
+            libc::_exit(1);
+        }
+        match libc::fork() {
+            -1 => {
+                channel::send(status_fd, Record::Failed(Step::Fork, errno(&io::Error::last_os_error())));
+                libc::_exit(1);
+            }
+            0 => {}
+            _ => libc::_exit(0),
+        }
+        channel::send(status_fd, Record::Pid(libc::getpid() as u32));
+    }
+    Ok(Fork::Daemon(ends))
+}
+
+/// The daemon(7) steps that run in the daemon, in order. Async-signal-safe: system calls only.
+fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
+    // Steps 2-3: default dispositions (Rust ignores SIGPIPE) and an empty mask.
+    signals::reset_signals().map_err(|e| (Step::Signals, e))?;
+    // Step 1: close everything inherited, except what was asked for and what we use.
+    fds::close_inherited_fds(&launch.keep, launch.max_fd);
+    // Step 9: standard streams.
+    redirect_stdio(launch)?;
+    if let Some((w, target)) = &launch.ready {
+        fds::dup2(w.as_raw_fd(), *target).map_err(|e| (Step::Readiness, e))?;
+        fds::set_cloexec(*target, false).map_err(|e| (Step::Readiness, e))?;
+    }
+    if let (Some(p), Some(target)) = (&launch.pidfile, launch.lock_target) {
+        fds::dup2(p.lock_fd(), target).map_err(|e| (Step::Pidfile, e))?;
+        fds::set_cloexec(target, false).map_err(|e| (Step::Pidfile, e))?;
+    }
+    // Step 10.
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(launch.umask) };
+    // Step 11, inside the chroot when there is one (entered while still privileged).
+    if let Some(root) = &launch.checked.chroot {
+        // SAFETY: a valid C string path.
+        if unsafe { libc::chroot(root.as_ptr()) } != 0 {
+            return Err((Step::Chroot, io::Error::last_os_error()));
+        }
+    }
+    // SAFETY: a valid C string path.
+    if unsafe { libc::chdir(launch.checked.workdir.as_ptr()) } != 0 {
+        return Err((Step::Chdir, io::Error::last_os_error()));
+    }
+    // Step 12: the final pid, now that there will be no more forks.
+    if let Some(p) = &launch.pidfile {
+        // SAFETY: getpid cannot fail.
+        let pid = unsafe { libc::getpid() } as u32;
+        p.write_pid(pid).map_err(|e| (Step::Pidfile, e))?;
+    }
+    if launch.no_core {
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+            return Err((Step::NoCore, io::Error::last_os_error()));
+        }
+    }
+    // Step 13: setgroups, setgid, setuid, then check root cannot be regained.
+    if let Some(creds) = &launch.checked.creds {
+        identity::drop_privileges(creds)?;
+    }
+    Ok(())
+}
+
+/// `dup2`s the prepared targets onto 0-2 (stderr onto the relay pipe until ready, if any).
+fn redirect_stdio(launch: &Launch) -> Result<(), (Step, io::Error)> {
+    let steps = [Step::Stdin, Step::Stdout, Step::Stderr];
+    for (index, prepared) in launch.stdio.streams.iter().enumerate() {
+        let source = match (index, &launch.relay_w, prepared) {
+            (2, Some(relay), _) => relay.as_raw_fd(),
+            (_, _, Prepared::Fd(fd)) => *fd,
+            (_, _, Prepared::Inherit) => continue,
+        };
+        let target = index as RawFd;
+        fds::dup2(source, target).map_err(|e| (steps[index], e))?;
+        fds::set_cloexec(target, false).map_err(|e| (steps[index], e))?;
+    }
+    Ok(())
+}
+
+/// In the daemon (exec mode): the steps, then execve. Never returns.
+fn exec_in_daemon(mut launch: Launch) -> ! {
+    let status_fd = launch.status_w.as_raw_fd();
+    if let Err((step, err)) = daemon_steps(&mut launch) {
+        channel::send(status_fd, Record::Failed(step, errno(&err)));
+        // SAFETY: see finish_in_daemon.
+        unsafe { libc::_exit(1) };
+    }
+    if let Some(exec) = &launch.exec {
+        // SAFETY: the path and both arrays are NUL-terminated and were built before the fork.
+        unsafe {
+            libc::execve(exec.resolved.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr())
+        };
+    }
+    // Only reached when execve failed: the launcher reads this instead of end-of-file.
+    channel::send(status_fd, Record::Failed(Step::Exec, errno(&io::Error::last_os_error())));
+    // SAFETY: see finish_in_daemon.
+    unsafe { libc::_exit(127) }
+}
+
+/// The launcher's end of `start()`: exit 0 when ready, else one line on stderr and exit 1.
+fn exit_launcher(outcome: Result<u32, Error>) -> ! {
+    match outcome {
+        Ok(_) => std::process::exit(0),
+        Err(err) => {
+            let name = std::env::args_os()
+                .next()
+                .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "daemon".into());
+            eprintln!("{name}: {err}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Refuses a process that already runs more than one thread: after fork only the calling
+/// thread exists, and locks other threads held (malloc's among them) stay locked forever.
+fn refuse_threads() -> Result<(), Error> {
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string("/proc/self/status")
+            .map_err(|e| Error::os(Step::Threads, "/proc/self/status", e))?;
+        let threads: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(1);
+        if threads > 1 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Threads,
+                format!(
+                    "this process runs {threads} threads; fork would keep only one and can deadlock (daemonize first, then start threads and async runtimes)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A path as a C string for chdir/chroot.
+fn c_path(path: &Path, step: Step) -> Result<CString, Error> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, step, format!("{step} {:?}: contains a NUL byte", path))
+    })
+}
+
+/// The highest descriptor number below `min(RLIMIT_NOFILE, 1024)` not asked for by the caller.
+/// The program finds the pidfile lock there, far from the low numbers it allocates itself;
+/// capped at 1024 so the kernel's descriptor table stays small.
+fn high_free_fd(keep: &[RawFd], ready: Option<RawFd>) -> RawFd {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        RawFd::try_from(limit.rlim_cur).unwrap_or(1024)
+    } else {
+        1024
+    };
+    let mut fd = soft.min(1024) - 1;
+    while fd > 3 && (keep.contains(&fd) || ready == Some(fd)) {
+        fd -= 1;
+    }
+    fd
+}
+
+/// Occupies descriptor number `fd` with `/dev/null` (close-on-exec) so nothing else takes it.
+fn reserve(fd: RawFd) -> io::Result<OwnedFd> {
+    let null = std::fs::File::open("/dev/null")?;
+    fds::dup2(null.as_raw_fd(), fd)?;
+    fds::set_cloexec(fd, true)?;
+    // SAFETY: dup2 just made `fd` a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+fn errno(err: &io::Error) -> i32 {
+    err.raw_os_error().unwrap_or(libc::EIO)
+}

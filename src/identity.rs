@@ -1,0 +1,289 @@
+//! Users, groups and dropping privileges (daemon(7) step 13).
+//!
+//! Names are resolved with the reentrant C library calls before the first fork, because
+//! `getpwnam` and `initgroups` read files and allocate; after the fork only the system calls
+//! `setgroups`, `setgid` and `setuid` run, in that order, followed by a check that root cannot be
+//! regained.
+
+use std::ffi::{CStr, CString};
+use std::io;
+
+use crate::error::{Error, ErrorKind, Step};
+
+/// Which supplementary groups the daemon gets when it runs as another user.
+///
+/// # Example
+/// ```
+/// use daemonic::{Daemon, Groups};
+/// let daemon = Daemon::new().user("nobody").groups(Groups::None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Groups {
+    /// The user's groups from the group database, as `initgroups(3)` would set them.
+    #[default]
+    FromUser,
+    /// No supplementary groups at all.
+    None,
+}
+
+/// Resolved ids, computed before the first fork.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    /// The user to become, if one was asked for.
+    pub uid: Option<libc::uid_t>,
+    pub gid: libc::gid_t,
+    /// The supplementary group list to install (only when running as root).
+    pub groups: Vec<libc::gid_t>,
+    /// The user as the caller named it, for messages.
+    pub user_label: String,
+    /// The group as the caller named it (or the user's primary group), for messages.
+    pub group_label: String,
+}
+
+/// A passwd entry's fields we need.
+struct Passwd {
+    name: CString,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+}
+
+/// Resolves `user` and `group` (names or numeric ids) and the supplementary groups.
+///
+/// Returns `None` when neither is given. References: getpwnam_r(3), getgrnam_r(3),
+/// getgrouplist(3).
+pub(crate) fn resolve(
+    user: Option<&str>,
+    group: Option<&str>,
+    groups: Groups,
+) -> Result<Option<Credentials>, Error> {
+    let passwd = user.map(lookup_user).transpose()?;
+    let (gid, group_label) = match (group, &passwd) {
+        (Some(g), _) => (lookup_group(g)?, g.to_string()),
+        (None, Some(pw)) => (pw.gid, pw.gid.to_string()),
+        (None, None) => return Ok(None),
+    };
+    let supplementary = match (&passwd, groups) {
+        (Some(pw), Groups::FromUser) => group_list(pw, gid)?,
+        _ => vec![gid],
+    };
+    Ok(Some(Credentials {
+        uid: passwd.as_ref().map(|pw| pw.uid),
+        gid,
+        groups: supplementary,
+        user_label: user.unwrap_or_default().to_string(),
+        group_label,
+    }))
+}
+
+/// A user by name, or by number when the name is all digits.
+fn lookup_user(user: &str) -> Result<Passwd, Error> {
+    let by_name = getpw(user)?;
+    if let Some(pw) = by_name {
+        return Ok(pw);
+    }
+    if let Ok(uid) = user.parse::<libc::uid_t>() {
+        if let Some(pw) = getpw_uid(uid)? {
+            return Ok(pw);
+        }
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            Step::User,
+            format!("user {user}: uid {uid} has no passwd entry (name a user, or give a group too)"),
+        ));
+    }
+    Err(Error::new(
+        ErrorKind::InvalidInput,
+        Step::User,
+        format!("user {user}: no such user in the passwd database"),
+    ))
+}
+
+fn getpw(name: &str) -> Result<Option<Passwd>, Error> {
+    let cname = CString::new(name).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, Step::User, format!("user {name:?}: contains a NUL byte"))
+    })?;
+    with_buffer(Step::User, name, |pwd, buf, len, result| {
+        // SAFETY: every pointer refers to live storage of the stated size; getpwnam_r writes only
+        // into them.
+        unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf, len, result) }
+    })
+}
+
+fn getpw_uid(uid: libc::uid_t) -> Result<Option<Passwd>, Error> {
+    with_buffer(Step::User, &uid.to_string(), |pwd, buf, len, result| {
+        // SAFETY: as in getpw.
+        unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) }
+    })
+}
+
+/// Runs a `getpw*_r` call with a growing buffer.
+fn with_buffer(
+    step: Step,
+    subject: &str,
+    call: impl Fn(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> libc::c_int,
+) -> Result<Option<Passwd>, Error> {
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: passwd is plain data; zeroed is a valid initial value that the call overwrites.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = call(&mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(Error::os(step, subject, io::Error::from_raw_os_error(rc)));
+        }
+        if result.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+        let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned();
+        return Ok(Some(Passwd {
+            name,
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
+        }));
+    }
+}
+
+/// A group by name, or by number when the name is all digits.
+fn lookup_group(group: &str) -> Result<libc::gid_t, Error> {
+    let cname = CString::new(group).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, Step::Group, format!("group {group:?}: contains a NUL byte"))
+    })?;
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: group is plain data; zeroed is a valid initial value that the call overwrites.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer refers to live storage of the stated size.
+        let rc = unsafe {
+            libc::getgrnam_r(cname.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result)
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(Error::os(Step::Group, group, io::Error::from_raw_os_error(rc)));
+        }
+        if !result.is_null() {
+            return Ok(grp.gr_gid);
+        }
+        if let Ok(gid) = group.parse::<libc::gid_t>() {
+            return Ok(gid);
+        }
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            Step::Group,
+            format!("group {group}: no such group in the group database"),
+        ));
+    }
+}
+
+/// The user's supplementary groups, with `gid` first, as initgroups would install them.
+fn group_list(pw: &Passwd, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> {
+    let mut count: libc::c_int = 64;
+    loop {
+        let mut list = vec![0 as libc::gid_t; count as usize];
+        let asked = count;
+        // SAFETY: `list` has room for `count` entries, and getgrouplist updates `count`.
+        let rc = unsafe {
+            libc::getgrouplist(pw.name.as_ptr(), gid, list.as_mut_ptr(), &mut count)
+        };
+        if rc >= 0 {
+            list.truncate(count as usize);
+            return Ok(list);
+        }
+        if count <= asked {
+            count = asked * 2;
+        }
+        if count > 65536 {
+            return Err(Error::new(
+                ErrorKind::Os,
+                Step::Setgroups,
+                format!("user {}: more than 65536 groups", pw.name.to_string_lossy()),
+            ));
+        }
+    }
+}
+
+/// Installs `creds`: supplementary groups (as root), gid, uid, in that order, then checks that
+/// root cannot be regained. Async-signal-safe; returns the failing step and the OS error.
+///
+/// References: setgroups(2), setgid(2), setuid(2).
+pub(crate) fn drop_privileges(creds: &Credentials) -> Result<(), (Step, io::Error)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: the pointer and length describe `creds.groups`, which outlives the call.
+        let rc = unsafe { libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) };
+        if rc != 0 {
+            return Err((Step::Setgroups, io::Error::last_os_error()));
+        }
+    }
+    // SAFETY: setgid has no memory effects.
+    if unsafe { libc::setgid(creds.gid) } != 0 {
+        return Err((Step::Setgid, io::Error::last_os_error()));
+    }
+    if let Some(uid) = creds.uid {
+        // SAFETY: setuid has no memory effects.
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err((Step::Setuid, io::Error::last_os_error()));
+        }
+    }
+    verify(creds)
+}
+
+/// After the drop: real and effective ids are the asked ones, and `setuid(0)` fails.
+fn verify(creds: &Credentials) -> Result<(), (Step, io::Error)> {
+    let denied = || (Step::VerifyPrivileges, io::Error::from_raw_os_error(libc::EPERM));
+    // SAFETY: the get*id calls have no preconditions.
+    let (uid, euid, gid, egid) =
+        unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    if gid != creds.gid || egid != creds.gid {
+        return Err(denied());
+    }
+    if let Some(want) = creds.uid {
+        if uid != want || euid != want {
+            return Err(denied());
+        }
+        // SAFETY: setuid has no memory effects; it must fail for an unprivileged user.
+        if want != 0 && unsafe { libc::setuid(0) } == 0 {
+            return Err(denied());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_root_by_name_and_number() {
+        let by_name = resolve(Some("root"), None, Groups::FromUser).unwrap().unwrap();
+        let by_id = resolve(Some("0"), None, Groups::FromUser).unwrap().unwrap();
+        assert_eq!(by_name.uid, Some(0));
+        assert_eq!(by_id.uid, Some(0));
+        assert_eq!(by_name.gid, 0);
+        assert!(by_name.groups.contains(&0));
+    }
+
+    #[test]
+    fn unknown_names_are_invalid_input() {
+        let err = resolve(Some("no-such-user-x"), None, Groups::FromUser).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("no-such-user-x"), "{err}");
+        let err = resolve(None, Some("no-such-group-x"), Groups::FromUser).unwrap_err();
+        assert_eq!(err.step(), Step::Group);
+    }
+
+    #[test]
+    fn numeric_group_without_entry_is_accepted() {
+        let creds = resolve(None, Some("54321"), Groups::None).unwrap().unwrap();
+        assert_eq!(creds.gid, 54321);
+        assert_eq!(creds.uid, None);
+    }
+}

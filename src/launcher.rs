@@ -1,0 +1,528 @@
+//! The launching process's side: wait until the daemon is ready, fails, exits or runs out of
+//! time, and say which in one line (daemon(7) steps 14-15).
+//!
+//! The wait is a state machine driven by one `poll` over every source at once: the status pipe,
+//! the daemon's stderr before readiness, the sd_notify socket, the s6 readiness pipe and the
+//! daemon's pidfd, with one deadline. [`next`] is the whole behaviour: a table from (state,
+//! event) to the next state.
+
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::channel::{Receiver, Record};
+use crate::error::{Error, ErrorKind, Step};
+use crate::notify::{self, Message};
+use crate::pidfile::Pidfile;
+use crate::process::{self, Process};
+use crate::signals::signal_name;
+use crate::stdio::Stdio;
+
+/// How long a half-started daemon gets to exit after `SIGTERM` before `SIGKILL`.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How a spawned program tells the launcher it is ready.
+///
+/// # Example
+/// ```
+/// use daemonic::{Daemon, Readiness};
+/// let daemon = Daemon::new().readiness(Readiness::Notify);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Readiness {
+    /// Ready once `execve` succeeded.
+    #[default]
+    Exec,
+    /// sd_notify: the program gets `$NOTIFY_SOCKET` and sends `READY=1`.
+    Notify,
+    /// s6 style: the program writes a newline to this descriptor.
+    Fd(RawFd),
+}
+
+/// The launcher's internal mode: which event means "ready".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Library mode: a `Ready` record from [`crate::Running::ready`].
+    Handle,
+    /// End-of-file on the status pipe after the pid: the exec succeeded.
+    Exec,
+    /// `READY=1` on the notify socket.
+    Notify,
+    /// A newline on the readiness pipe.
+    Fd,
+}
+
+/// The launcher's ends of the channels, made before the fork.
+#[derive(Debug)]
+pub(crate) struct Ends {
+    pub status: OwnedFd,
+    pub relay: Option<OwnedFd>,
+    pub ready: Option<OwnedFd>,
+    pub notify: Option<notify::Listener>,
+}
+
+/// What the launcher knows of the configuration, to name things in messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub program: Option<String>,
+    pub workdir: String,
+    pub chroot: Option<String>,
+    pub pidfile: Option<String>,
+    pub user: Option<(String, Option<libc::uid_t>)>,
+    pub group: Option<(String, libc::gid_t)>,
+    pub stdio: [Stdio; 3],
+    pub ready_fd: Option<RawFd>,
+}
+
+impl Context {
+    /// The path or name a step worked on.
+    pub(crate) fn subject(&self, step: Step) -> String {
+        let stream = |i: usize| match &self.stdio[i] {
+            Stdio::Null => "/dev/null".to_string(),
+            Stdio::Inherit => "(inherited)".to_string(),
+            Stdio::Append(p) | Stdio::Truncate(p) => p.display().to_string(),
+        };
+        let user = || match &self.user {
+            Some((name, Some(uid))) => format!("to user {name} (uid {uid})"),
+            _ => String::new(),
+        };
+        match step {
+            Step::Stdin => stream(0),
+            Step::Stdout => stream(1),
+            Step::Stderr => stream(2),
+            Step::Chroot => self.chroot.clone().unwrap_or_default(),
+            Step::Chdir | Step::Workdir => self.workdir.clone(),
+            Step::Pidfile => self.pidfile.clone().unwrap_or_default(),
+            Step::Exec | Step::Program => self.program.clone().unwrap_or_default(),
+            Step::Setuid | Step::VerifyPrivileges | Step::Setgroups => user(),
+            Step::Setgid => match &self.group {
+                Some((name, gid)) => format!("to group {name} (gid {gid})"),
+                None => String::new(),
+            },
+            Step::Readiness => self.ready_fd.map(|fd| format!("descriptor {fd}")).unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    fn error(&self, step: Step, errno: i32) -> Error {
+        let err = Error::os(step, self.subject(step), io::Error::from_raw_os_error(errno));
+        match (step, errno) {
+            (Step::Exec, libc::ENOENT | libc::EACCES | libc::ENOEXEC) => {
+                err.with_kind(ErrorKind::NotInstalled)
+            }
+            _ => err,
+        }
+    }
+}
+
+/// Where the wait stands.
+#[derive(Debug)]
+enum State {
+    /// Forked; the daemon has not said its pid yet.
+    Forked,
+    /// The daemon runs and is not ready; `executed` once a spawned program's exec succeeded.
+    Starting { pid: u32, executed: bool },
+    /// Ready: the launcher can leave.
+    Ready { pid: u32 },
+    /// Failed: the message to print; the daemon, if it still runs, is stopped.
+    Failed(Error),
+}
+
+/// What can happen while waiting.
+#[derive(Debug)]
+enum Event {
+    Pid(u32),
+    Ready,
+    StepFailed(Step, i32),
+    ChannelClosed,
+    ReadyFdClosed,
+    Errno(i32),
+    Exited(Option<i32>),
+    Timeout,
+}
+
+/// The state table: the launcher's whole behaviour.
+fn next(state: State, event: Event, mode: Mode, ctx: &Context, timeout: Duration) -> State {
+    use Event as E;
+    use State as S;
+    let not_ready = |message: String| S::Failed(Error::new(ErrorKind::NotReady, Step::Wait, message));
+    match (state, event) {
+        (S::Forked, E::Pid(pid)) => S::Starting { pid, executed: false },
+        (_, E::StepFailed(step, errno)) => S::Failed(ctx.error(step, errno)),
+        (S::Forked, E::ChannelClosed | E::Exited(_)) => {
+            not_ready("the daemon's first child exited before the daemon started".into())
+        }
+        (S::Starting { pid, .. }, E::Ready) => S::Ready { pid },
+        (S::Starting { pid, executed: false }, E::ChannelClosed) => match mode {
+            Mode::Exec => S::Ready { pid },
+            Mode::Notify | Mode::Fd => S::Starting { pid, executed: true },
+            Mode::Handle => not_ready(format!(
+                "daemon (pid {pid}) exited or dropped its handle before calling ready()"
+            )),
+        },
+        (S::Starting { pid, .. }, E::Exited(status)) => {
+            not_ready(format!("daemon (pid {pid}) {} before it was ready", describe_exit(status)))
+        }
+        (S::Starting { pid, .. }, E::Errno(errno)) => not_ready(format!(
+            "daemon (pid {pid}) reported failure: ERRNO={errno} ({})",
+            io::Error::from_raw_os_error(errno)
+        )),
+        (S::Starting { pid, .. }, E::ReadyFdClosed) => not_ready(format!(
+            "daemon (pid {pid}) closed descriptor {} without writing a newline",
+            ctx.ready_fd.unwrap_or(-1)
+        )),
+        (S::Starting { pid, .. }, E::Timeout) => not_ready(format!(
+            "daemon (pid {pid}) was not ready after {:.1}s; stopped it",
+            timeout.as_secs_f64()
+        )),
+        (S::Forked, E::Timeout) => not_ready("the daemon did not start in time".into()),
+        // Anything else changes nothing: late or duplicate news.
+        (state, _) => state,
+    }
+}
+
+fn describe_exit(status: Option<i32>) -> String {
+    match status {
+        Some(s) if libc::WIFEXITED(s) => format!("exited with status {}", libc::WEXITSTATUS(s)),
+        Some(s) if libc::WIFSIGNALED(s) => {
+            format!("was killed by signal {}", signal_name(libc::WTERMSIG(s)))
+        }
+        _ => "exited".to_string(),
+    }
+}
+
+/// The waiting launcher.
+pub(crate) struct Launcher {
+    status: Receiver,
+    relay: Option<OwnedFd>,
+    ready: Option<OwnedFd>,
+    ready_seen: Vec<u8>,
+    notify: Option<notify::Listener>,
+    child1: libc::pid_t,
+    mode: Mode,
+    timeout: Duration,
+    context: Context,
+    pidfile: Option<Pidfile>,
+    daemon: Option<Process>,
+}
+
+impl Launcher {
+    pub(crate) fn new(
+        ends: Ends,
+        child1: libc::pid_t,
+        mode: Mode,
+        timeout: Duration,
+        context: Context,
+        pidfile: Option<Pidfile>,
+    ) -> Launcher {
+        Launcher {
+            status: Receiver::new(ends.status),
+            relay: ends.relay,
+            ready: ends.ready,
+            ready_seen: Vec::new(),
+            notify: ends.notify,
+            child1,
+            mode,
+            timeout,
+            context,
+            pidfile,
+            daemon: None,
+        }
+    }
+
+    /// Waits for the outcome. On success returns the daemon's pid; on failure the daemon is
+    /// stopped, the pidfile removed, and the error returned.
+    pub(crate) fn wait(mut self, on_status: &mut dyn FnMut(&str)) -> Result<u32, Error> {
+        // The first child only forks and exits; reap it so it leaves no zombie. The daemon is
+        // then a child of init, as daemon(7) wants, from its first moment.
+        let mut ignored = 0;
+        // SAFETY: waitpid on our own child, with a valid status pointer.
+        unsafe { libc::waitpid(self.child1, &mut ignored, 0) };
+        let mut deadline = Instant::now() + self.timeout;
+        let mut state = State::Forked;
+        loop {
+            state = match state {
+                State::Ready { .. } | State::Failed(_) => break,
+                state => state,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                state = next(state, Event::Timeout, self.mode, &self.context, self.timeout);
+                continue;
+            }
+            let events = self.poll(deadline - now, on_status, &mut deadline);
+            for event in events {
+                state = next(state, event, self.mode, &self.context, self.timeout);
+                if let State::Starting { pid, .. } = &state {
+                    if self.daemon.is_none() {
+                        self.daemon = self.open_daemon(*pid);
+                        if self.daemon.is_none() {
+                            // Gone before we could watch it.
+                            state = next(state, Event::Exited(None), self.mode, &self.context, self.timeout);
+                        }
+                    }
+                }
+            }
+        }
+        self.relay_stderr(Duration::ZERO);
+        match state {
+            State::Ready { pid } => Ok(pid),
+            State::Failed(err) => {
+                self.stop_half_started();
+                if let Some(p) = &self.pidfile {
+                    let _ = p.remove();
+                }
+                Err(err)
+            }
+            State::Forked | State::Starting { .. } => Err(Error::new(
+                ErrorKind::NotReady,
+                Step::Wait,
+                "the wait ended without an outcome",
+            )),
+        }
+    }
+
+    /// One poll over every source; returns the events it produced, the status pipe first so
+    /// that a daemon's reason for exiting is read before its exit.
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        on_status: &mut dyn FnMut(&str),
+        deadline: &mut Instant,
+    ) -> Vec<Event> {
+        const STATUS: usize = 0;
+        const RELAY: usize = 1;
+        const READY: usize = 2;
+        const NOTIFY: usize = 3;
+        const PIDFD: usize = 4;
+        let fd_of = |o: Option<RawFd>| o.unwrap_or(-1);
+        let mut fds = [
+            (!self.status.is_closed()).then(|| self.status.fd()),
+            self.relay.as_ref().map(AsRawFd::as_raw_fd),
+            self.ready.as_ref().map(AsRawFd::as_raw_fd),
+            self.notify.as_ref().map(notify::Listener::fd),
+            self.daemon.as_ref().and_then(Process::pidfd).map(AsRawFd::as_raw_fd),
+        ]
+        .map(|fd| libc::pollfd {
+            fd: fd_of(fd),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // Without a pidfd (no pidfd_open), look at the daemon at least every 100 ms.
+        let mut wait = timeout;
+        if self.daemon.as_ref().is_some_and(|d| d.pidfd().is_none()) {
+            wait = wait.min(Duration::from_millis(100));
+        }
+        let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a live array of pollfd of the length given; negative fds are ignored.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let mut events = Vec::new();
+        if rc < 0 {
+            return events;
+        }
+        let ready = |i: usize| fds[i].fd >= 0 && fds[i].revents != 0;
+        if ready(STATUS) {
+            self.read_status(&mut events);
+        }
+        if ready(RELAY) {
+            self.relay_stderr(Duration::ZERO);
+        }
+        if ready(READY) {
+            self.read_ready_fd(&mut events);
+        }
+        if ready(NOTIFY) {
+            self.read_notify(&mut events, on_status, deadline);
+        }
+        let exited = match &self.daemon {
+            Some(d) if d.pidfd().is_some() => ready(PIDFD),
+            Some(d) => !d.is_alive(),
+            None => false,
+        };
+        if exited {
+            // Whatever the daemon said before dying comes first.
+            while !self.status.is_closed() && self.status_readable() {
+                self.read_status(&mut events);
+            }
+            let status = self.daemon.as_ref().and_then(exit_status);
+            events.push(Event::Exited(status));
+        }
+        events
+    }
+
+    fn status_readable(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.status.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
+    }
+
+    fn read_status(&mut self, events: &mut Vec<Event>) {
+        match self.status.read() {
+            Ok(records) => events.extend(records.into_iter().map(|r| match r {
+                Record::Pid(pid) => Event::Pid(pid),
+                Record::Ready => Event::Ready,
+                Record::Failed(step, errno) => Event::StepFailed(step, errno),
+            })),
+            Err(_) => events.push(Event::ChannelClosed),
+        }
+        if self.status.is_closed() {
+            events.push(Event::ChannelClosed);
+        }
+    }
+
+    /// Copies what the daemon wrote to stderr before readiness to our stderr.
+    fn relay_stderr(&mut self, _timeout: Duration) {
+        let Some(fd) = &self.relay else { return };
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+                return;
+            }
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                self.relay = None;
+                return;
+            }
+            let _ = io::stderr().write_all(&buf[..n as usize]);
+        }
+    }
+
+    fn read_ready_fd(&mut self, events: &mut Vec<Event>) {
+        let Some(fd) = &self.ready else { return };
+        let mut buf = [0u8; 512];
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            self.ready_seen.extend_from_slice(&buf[..n as usize]);
+            if self.ready_seen.contains(&b'\n') {
+                events.push(Event::Ready);
+                self.ready = None;
+            }
+        } else {
+            self.ready = None;
+            events.push(Event::ReadyFdClosed);
+        }
+    }
+
+    fn read_notify(
+        &mut self,
+        events: &mut Vec<Event>,
+        on_status: &mut dyn FnMut(&str),
+        deadline: &mut Instant,
+    ) {
+        let Some(listener) = &self.notify else { return };
+        while let Ok(Some((sender, data))) = listener.recv() {
+            let Some(daemon) = &self.daemon else { continue };
+            if !self.is_ours(sender, daemon.pid()) {
+                continue;
+            }
+            let message = Message::parse(&data);
+            if let Some(status) = &message.status {
+                on_status(status);
+            }
+            if let Some(extend) = message.extend_timeout {
+                *deadline = (*deadline).max(Instant::now() + extend);
+            }
+            if let Some(errno) = message.errno.filter(|&e| e > 0) {
+                events.push(Event::Errno(errno));
+            }
+            if message.ready {
+                events.push(Event::Ready);
+            }
+        }
+    }
+
+    /// A pidfd for the daemon, checked to be in the session its first child created (so a pid
+    /// reused after a very early death is not mistaken for it).
+    fn open_daemon(&self, pid: u32) -> Option<Process> {
+        let process = Process::open(pid).ok()?;
+        let stat = process::ProcStat::read(pid)?;
+        (stat.session == self.child1 as u32).then_some(process)
+    }
+
+    /// A notification counts only from the daemon, its descendants, or its session.
+    fn is_ours(&self, sender: Option<u32>, daemon: u32) -> bool {
+        let Some(sender) = sender else {
+            // No credentials on this system: accept, as the socket's name is private.
+            return true;
+        };
+        sender == daemon
+            || process::is_descendant(sender, daemon)
+            || process::ProcStat::read(sender).is_some_and(|s| s.session == self.child1 as u32)
+    }
+
+    /// TERM to the daemon and its process group, KILL after a grace period.
+    fn stop_half_started(&self) {
+        let Some(daemon) = &self.daemon else { return };
+        let group = -self.child1;
+        for signal in [libc::SIGTERM, libc::SIGKILL] {
+            let alive = daemon.is_alive();
+            let _ = daemon.signal(signal);
+            // SAFETY: kill has no memory effects; the group id is the daemon's session leader's
+            // pid, which the kernel does not reuse while the group has members.
+            unsafe { libc::kill(group, signal) };
+            if !alive || daemon.wait_exit(STOP_GRACE) {
+                break;
+            }
+        }
+    }
+}
+
+/// The wait status of an exited process that is not our child, from `PIDFD_GET_INFO` (Linux
+/// 6.15+). The kernel records it when the process is reaped, which init does at its own pace, so
+/// it is asked for a few times; `None` where the kernel or init does not provide it.
+///
+/// References: PIDFD_GET_INFO in pidfd_open(2), linux/pidfd.h.
+fn exit_status(daemon: &Process) -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        #[repr(C)]
+        #[derive(Default)]
+        struct PidfdInfo {
+            mask: u64,
+            cgroupid: u64,
+            ids: [u32; 11],
+            exit_code: i32,
+            coredump_mask: u32,
+            spare: u32,
+        }
+        const PIDFD_INFO_EXIT: u64 = 1 << 3;
+        // _IOWR(0xFF, 11, struct pidfd_info) for the 72-byte layout above.
+        const PIDFD_GET_INFO: libc::c_ulong = (3 << 30)
+            | ((std::mem::size_of::<PidfdInfo>() as libc::c_ulong) << 16)
+            | (0xFF << 8)
+            | 11;
+        let fd = daemon.pidfd()?.as_raw_fd();
+        for _ in 0..10 {
+            let mut info = PidfdInfo {
+                mask: PIDFD_INFO_EXIT,
+                ..PidfdInfo::default()
+            };
+            // SAFETY: the ioctl writes at most size_of::<PidfdInfo>() bytes into `info`.
+            let rc = unsafe { libc::ioctl(fd, PIDFD_GET_INFO as _, &mut info) };
+            if rc != 0 {
+                return None;
+            }
+            if info.mask & PIDFD_INFO_EXIT != 0 {
+                return Some(info.exit_code);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = daemon;
+        None
+    }
+}

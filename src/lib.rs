@@ -1,0 +1,52 @@
+//! daemonic turns a process into a correct Unix daemon: everything systemd's daemon(7) asks of a
+//! SysV daemon, with a launcher that exits only when the daemon is really up, and with the
+//! daemon's real error when it is not.
+//!
+//! ```no_run
+//! let mut daemon = daemonic::Daemon::new()
+//!     .pidfile("/run/app.pid")
+//!     .user("app")
+//!     .start()?;
+//! let listener = std::net::TcpListener::bind("0.0.0.0:8080")?; // in the daemon now
+//! daemon.ready()?; // the launcher exits 0 here
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The procedure, in order ([`Daemon::start`]): refuse a multi-threaded process; resolve the
+//! user, group, paths and program; lock the pidfile; open the standard streams; fork; `setsid`;
+//! fork; reset signal dispositions and the mask; close inherited descriptors; redirect 0-2;
+//! umask; chroot and chdir; write the pid; drop privileges; tell the launcher.
+//!
+//! [`Daemon::spawn`] runs the same procedure and executes a program, waiting for its readiness
+//! ([`Readiness`]: at exec, sd_notify, or an s6-style descriptor).
+
+#![warn(missing_docs)]
+
+mod channel;
+mod daemon;
+mod env;
+mod error;
+mod fds;
+mod identity;
+mod launcher;
+mod notify;
+mod pidfile;
+mod process;
+mod program;
+mod running;
+mod signals;
+mod stdio;
+pub mod stop;
+
+pub use daemon::{DEFAULT_TIMEOUT, Daemon};
+pub use env::Environment;
+pub use error::{Error, ErrorKind, Step};
+pub use identity::Groups;
+pub use launcher::Readiness;
+pub use notify::notify;
+pub use pidfile::PidfileState;
+pub use process::{Process, ProcStat, command_line, uptime};
+pub use program::Program;
+pub use running::{Running, Spawned};
+pub use signals::{parse_signal, signal_name};
+pub use stdio::Stdio;

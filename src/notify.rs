@@ -1,0 +1,292 @@
+//! The sd_notify readiness protocol: sending (`READY=1` from a daemon run by systemd or by the
+//! daemonic command) and receiving (the launcher's side), with the sender checked by
+//! `SCM_CREDENTIALS`.
+//!
+//! `$NOTIFY_SOCKET` names an `AF_UNIX` datagram socket: a path, or `@name` for the Linux abstract
+//! namespace. One datagram holds newline-separated `KEY=VALUE` assignments. Written by hand
+//! because the protocol is a dozen lines and the crates that speak it send only.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+/// Sends `state` (for example `"READY=1\nSTATUS=serving"`) to `$NOTIFY_SOCKET`.
+///
+/// Returns `Ok(false)` when the variable is not set (not run under a notify-aware manager).
+///
+/// # Example
+/// ```
+/// // Outside a service manager this does nothing.
+/// # unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+/// assert!(!daemonic::notify("READY=1")?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// References: sd_notify(3).
+pub fn notify(state: &str) -> io::Result<bool> {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
+    let target = target.to_string_lossy().into_owned();
+    let socket = UnixDatagram::unbound()?;
+    send_to(&socket, &target, state.as_bytes())?;
+    Ok(true)
+}
+
+fn send_to(socket: &UnixDatagram, target: &str, data: &[u8]) -> io::Result<()> {
+    if let Some(name) = target.strip_prefix('@') {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            #[cfg(target_os = "android")]
+            use std::os::android::net::SocketAddrExt;
+            #[cfg(target_os = "linux")]
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            socket.send_to_addr(data, &addr)?;
+            return Ok(());
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = name;
+            return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+        }
+    }
+    socket.send_to(data, target)?;
+    Ok(())
+}
+
+/// One datagram's meaning. Unknown keys are ignored, as the protocol requires.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub ready: bool,
+    pub status: Option<String>,
+    pub errno: Option<i32>,
+    pub extend_timeout: Option<Duration>,
+}
+
+impl Message {
+    pub(crate) fn parse(data: &[u8]) -> Message {
+        let mut message = Message::default();
+        for line in String::from_utf8_lossy(data).lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            match key {
+                "READY" => message.ready |= value == "1",
+                "STATUS" => message.status = Some(value.to_string()),
+                "ERRNO" => message.errno = value.trim().parse().ok(),
+                // The unit is microseconds (start-stop-daemon reads it as seconds).
+                "EXTEND_TIMEOUT_USEC" => {
+                    message.extend_timeout = value.trim().parse().ok().map(Duration::from_micros)
+                }
+                _ => {}
+            }
+        }
+        message
+    }
+}
+
+/// The launcher's end: a datagram socket that receives credentials with each message.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    socket: UnixDatagram,
+    address: String,
+    /// A path socket's directory, removed on drop (non-Linux only).
+    _dir: Option<TempDir>,
+}
+
+impl Listener {
+    /// Binds a fresh socket: an abstract name on Linux, a path in a private directory elsewhere.
+    pub(crate) fn bind() -> io::Result<Listener> {
+        let unique = format!(
+            "daemonic/notify/{}/{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        #[cfg(target_os = "linux")]
+        let (socket, address, dir) = {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(unique.as_bytes())?;
+            (UnixDatagram::bind_addr(&addr)?, format!("@{unique}"), None)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let (socket, address, dir) = {
+            let dir = TempDir::new()?;
+            let path = dir.0.join("notify");
+            let socket = UnixDatagram::bind(&path)?;
+            (socket, path.to_string_lossy().into_owned(), Some(dir))
+        };
+        socket.set_nonblocking(true)?;
+        enable_credentials(socket.as_raw_fd())?;
+        Ok(Listener {
+            socket,
+            address,
+            _dir: dir,
+        })
+    }
+
+    /// The value for `$NOTIFY_SOCKET`.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// The next datagram and its sender's pid (None where credentials are not available), or
+    /// `None` when nothing is queued.
+    pub(crate) fn recv(&self) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
+        recv_with_pid(self.socket.as_raw_fd())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn enable_credentials(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: SO_PASSCRED takes an int; we pass its address and size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enable_credentials(_fd: RawFd) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn recv_with_pid(fd: RawFd) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
+    let mut data = vec![0u8; 4096];
+    // u64 elements keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header we then fill in.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the sizes given.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    data.truncate(n as usize);
+    let mut pid = None;
+    // SAFETY: the CMSG_* macros walk the control buffer recvmsg filled, bounded by
+    // msg_controllen; SCM_CREDENTIALS data is a struct ucred.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
+            {
+                let cred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>());
+                pid = u32::try_from(cred.pid).ok();
+            } else if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+            {
+                // A sender may pass descriptors (FDSTORE); we do not keep them.
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                let fds = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..count {
+                    libc::close(std::ptr::read_unaligned(fds.add(i)));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(Some((pid, data)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_with_pid(fd: RawFd) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
+    let mut data = vec![0u8; 4096];
+    // SAFETY: data is a live buffer of the given size.
+    let n = unsafe { libc::recv(fd, data.as_mut_ptr().cast(), data.len(), libc::MSG_DONTWAIT) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    data.truncate(n as usize);
+    Ok(Some((None, data)))
+}
+
+/// A private directory removed on drop (for path sockets where abstract ones do not exist).
+#[derive(Debug)]
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    fn new() -> io::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!(
+            "daemonic-notify-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_keys_and_ignores_unknown_ones() {
+        let m = Message::parse(b"STATUS=warming up\nX_CUSTOM=1\nEXTEND_TIMEOUT_USEC=2500000\n");
+        assert!(!m.ready);
+        assert_eq!(m.status.as_deref(), Some("warming up"));
+        assert_eq!(m.extend_timeout, Some(Duration::from_micros(2_500_000)));
+        let m = Message::parse(b"READY=1\nERRNO=2");
+        assert!(m.ready);
+        assert_eq!(m.errno, Some(2));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn listener_sees_the_senders_pid() {
+        let listener = Listener::bind().unwrap();
+        let socket = UnixDatagram::unbound().unwrap();
+        send_to(&socket, listener.address(), b"READY=1").unwrap();
+        let (pid, data) = listener.recv().unwrap().unwrap();
+        assert_eq!(pid, Some(std::process::id()));
+        assert!(Message::parse(&data).ready);
+        assert!(listener.recv().unwrap().is_none());
+    }
+}

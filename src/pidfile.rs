@@ -1,0 +1,405 @@
+//! A race-free pidfile (daemon(7) step 12): created without following symlinks, locked with
+//! `flock` for the daemon's whole life, written with the final pid only, never clobbered while a
+//! live daemon holds it, taken over when its owner died, removed on clean exit.
+//!
+//! The lock, not the file's existence, says whether a daemon runs: a stale file left by a killed
+//! daemon is unlocked, so the next start takes it over. The lock lives on an open file
+//! description opened read-only; the pid is written through a second, write-only descriptor that
+//! is closed before the daemon runs user code or executes a program, so the daemon cannot
+//! scribble on its own pidfile by accident.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Step};
+
+/// How long a start waits for a locked pidfile that names no live pid (a start or stop in
+/// progress) before it gives up.
+const BUSY_GRACE: Duration = Duration::from_millis(200);
+
+/// A pidfile locked by this process (and, after forks, its daemon).
+#[derive(Debug)]
+pub(crate) struct Pidfile {
+    path: PathBuf,
+    lock: File,
+    writer: Option<File>,
+    dev: u64,
+    ino: u64,
+}
+
+impl Pidfile {
+    /// Creates or opens `path` without following symlinks, locks it, and empties it.
+    ///
+    /// Fails with [`ErrorKind::AlreadyRunning`] when a live process holds the lock.
+    pub(crate) fn acquire(path: &Path) -> Result<Pidfile, Error> {
+        let started = Instant::now();
+        loop {
+            let lock = OpenOptions::new()
+                .read(true)
+                .write(false)
+                .create(false)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path);
+            let lock = match lock {
+                Ok(file) => file,
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => create(path)?,
+                Err(err) => return Err(pidfile_error(path, err)),
+            };
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let pid = read_pid(path);
+                    if pid.is_some_and(crate::process::is_alive) || started.elapsed() > BUSY_GRACE
+                    {
+                        return Err(already_running(path, pid));
+                    }
+                    // Locked, but by a start that has not written its pid yet or a stop that is
+                    // removing the file: look again shortly.
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                Err(TryLockError::Error(err)) => return Err(pidfile_error(path, err)),
+            }
+            let meta = lock.metadata().map_err(|e| pidfile_error(path, e))?;
+            // The file we locked must still be the one at `path`: a stop may have unlinked it
+            // between our open and our lock.
+            match std::fs::symlink_metadata(path) {
+                Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
+                _ => continue,
+            }
+            if !meta.is_file() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    Step::Pidfile,
+                    format!("pidfile {}: not a regular file", path.display()),
+                ));
+            }
+            let writer = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|e| pidfile_error(path, e))?;
+            writer.set_len(0).map_err(|e| pidfile_error(path, e))?;
+            return Ok(Pidfile {
+                path: path.to_path_buf(),
+                lock,
+                writer: Some(writer),
+                dev: meta.dev(),
+                ino: meta.ino(),
+            });
+        }
+    }
+
+    /// The pidfile's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The descriptor that holds the lock.
+    pub(crate) fn lock_fd(&self) -> RawFd {
+        self.lock.as_raw_fd()
+    }
+
+    /// The write-only descriptor, while it is open.
+    pub(crate) fn writer_fd(&self) -> Option<RawFd> {
+        self.writer.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Writes `pid` and a newline at offset 0. Async-signal-safe: formats on the stack and makes
+    /// two system calls.
+    ///
+    /// References: ftruncate(2), pwrite(2).
+    pub(crate) fn write_pid(&self, pid: u32) -> io::Result<()> {
+        let Some(fd) = self.writer_fd() else {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        };
+        let mut buf = [0u8; 12];
+        let len = format_decimal(pid, &mut buf);
+        // SAFETY: `fd` is our open write-only pidfile descriptor.
+        if unsafe { libc::ftruncate(fd, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `buf[..len]` is initialised and outlives the call.
+        let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), len, 0) };
+        if n != len as isize {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Closes the write-only descriptor: the daemon keeps only the lock.
+    pub(crate) fn close_writer(&mut self) {
+        self.writer = None;
+    }
+
+    /// Removes the file if `path` still names the file we lock. Called on clean exit and when a
+    /// start fails; the lock is held while unlinking, so no other daemon's file is removed.
+    pub(crate) fn remove(&self) -> io::Result<()> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(now) if now.dev() == self.dev && now.ino() == self.ino => {
+                std::fs::remove_file(&self.path)
+            }
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Creates a new pidfile, mode 0644, failing rather than following a symlink planted meanwhile.
+fn create(path: &Path) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| pidfile_error(path, e))?;
+    // The umask may have narrowed the mode: readers (status, stop) must be able to read it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| pidfile_error(path, e))?;
+    // Reopen read-only: the lock must live on a description the daemon cannot write through.
+    drop(file);
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| pidfile_error(path, e))
+}
+
+fn pidfile_error(path: &Path, err: io::Error) -> Error {
+    let hint = match err.raw_os_error() {
+        Some(libc::ELOOP) => Some("it is a symlink; pidfiles are never followed through links"),
+        Some(libc::ENOENT) => Some("create the directory first"),
+        Some(libc::EACCES) | Some(libc::EPERM) => Some("choose a directory you can write to"),
+        _ => None,
+    };
+    let error = Error::os(Step::Pidfile, path.display(), err);
+    match hint {
+        Some(hint) => error.with_hint(hint),
+        None => error,
+    }
+}
+
+fn already_running(path: &Path, pid: Option<u32>) -> Error {
+    let who = match pid {
+        Some(pid) => format!("a running daemon (pid {pid})"),
+        None => "another process that is starting or stopping a daemon".to_string(),
+    };
+    Error::new(
+        ErrorKind::AlreadyRunning(pid),
+        Step::Pidfile,
+        format!("pidfile {} is locked by {who}; stop it first or choose another pidfile", path.display()),
+    )
+}
+
+/// Formats `value` in decimal followed by a newline into `buf`; returns the length used.
+fn format_decimal(mut value: u32, buf: &mut [u8; 12]) -> usize {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[i] = digits[n - 1 - i];
+    }
+    buf[n] = b'\n';
+    n + 1
+}
+
+/// The pid written in the file at `path`, if it holds one.
+pub(crate) fn read_pid(path: &Path) -> Option<u32> {
+    let mut text = String::new();
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?
+        .take(64)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok().filter(|&pid| pid > 0)
+}
+
+/// What a pidfile says from the outside, without taking its lock.
+///
+/// # Example
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let state = daemonic::PidfileState::read(&dir.path().join("none.pid"))?;
+/// assert!(!state.exists() && !state.is_locked());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidfileState {
+    exists: bool,
+    locked: bool,
+    pid: Option<u32>,
+    dev: u64,
+    ino: u64,
+}
+
+impl PidfileState {
+    /// Reads the pidfile at `path`: whether it exists, whether a process holds its lock, and the
+    /// pid it names. On Linux the lock is looked up in `/proc/locks`, so reading never takes the
+    /// lock (and never makes a concurrent start fail); elsewhere it is tested with a brief
+    /// `flock`.
+    pub fn read(path: &Path) -> Result<PidfileState, Error> {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Ok(PidfileState {
+                    exists: false,
+                    locked: false,
+                    pid: None,
+                    dev: 0,
+                    ino: 0,
+                });
+            }
+            Err(err) => return Err(pidfile_error(path, err)),
+        };
+        let meta = file.metadata().map_err(|e| pidfile_error(path, e))?;
+        let locked = is_locked(&file, meta.dev(), meta.ino()).map_err(|e| pidfile_error(path, e))?;
+        Ok(PidfileState {
+            exists: true,
+            locked,
+            pid: read_pid(path),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Whether the file exists.
+    pub fn exists(&self) -> bool {
+        self.exists
+    }
+
+    /// Whether a process holds the file's lock: a daemon runs (or is being started).
+    pub fn is_locked(&self) -> bool {
+        self.locked
+    }
+
+    /// The pid written in the file.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The file's device and inode, which identify it in `/proc/PID/fd`.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn is_locked(_file: &File, dev: u64, ino: u64) -> io::Result<bool> {
+    let locks = std::fs::read_to_string("/proc/locks")?;
+    // Each line: "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; blocked waiters start "->".
+    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    Ok(locks.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let _ = fields.next();
+        let kind = fields.next();
+        kind == Some("FLOCK") && fields.nth(3) == Some(want.as_str())
+    }))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_locked(file: &File, _dev: u64, _ino: u64) -> io::Result<bool> {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            file.unlock()?;
+            Ok(false)
+        }
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(err)) => Err(err),
+    }
+}
+
+/// Takes the lock of an existing pidfile and removes it, when no daemon holds it any more.
+/// Returns whether a file was removed.
+pub(crate) fn remove_stale(path: &Path) -> Result<bool, Error> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(pidfile_error(path, err)),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(false),
+        Err(TryLockError::Error(err)) => return Err(pidfile_error(path, err)),
+    }
+    let meta = file.metadata().map_err(|e| pidfile_error(path, e))?;
+    let pidfile = Pidfile {
+        path: path.to_path_buf(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        lock: file,
+        writer: None,
+    };
+    pidfile.remove().map_err(|e| pidfile_error(path, e))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_decimal_with_newline() {
+        let mut buf = [0u8; 12];
+        let n = format_decimal(0, &mut buf);
+        assert_eq!(&buf[..n], b"0\n");
+        let n = format_decimal(u32::MAX, &mut buf);
+        assert_eq!(&buf[..n], b"4294967295\n");
+    }
+
+    #[test]
+    fn second_acquire_is_refused_and_stale_file_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pid");
+        let first = Pidfile::acquire(&path).unwrap();
+        first.write_pid(std::process::id()).unwrap();
+        let err = Pidfile::acquire(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyRunning(Some(std::process::id())));
+        let state = PidfileState::read(&path).unwrap();
+        assert!(state.is_locked());
+        assert_eq!(state.pid(), Some(std::process::id()));
+        drop(first);
+        let state = PidfileState::read(&path).unwrap();
+        assert!(state.exists() && !state.is_locked());
+        let second = Pidfile::acquire(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "taken over and emptied");
+        second.remove().unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn symlinks_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("link.pid");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = Pidfile::acquire(&link).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+}

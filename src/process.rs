@@ -1,0 +1,260 @@
+//! Processes seen from outside: a pid pinned by a pidfd, signals sent through it, and what
+//! `/proc/PID` says about a process.
+//!
+//! A pid is not an identity: after a crash the number can be reused by an unrelated process.
+//! [`Process`] holds a pidfd (Linux 5.3+), so once it is opened every signal reaches the process
+//! it was opened for, or nobody.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// A process pinned by a pidfd.
+///
+/// # Example
+/// ```
+/// let me = daemonic::Process::open(std::process::id())?;
+/// assert!(me.is_alive());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Process {
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+}
+
+impl Process {
+    /// Opens a pidfd for `pid`; fails with `ESRCH` when no such process exists.
+    ///
+    /// References: pidfd_open(2). Where pidfds are missing (older kernels, the BSDs) the pid is
+    /// checked with `kill(pid, 0)` and used as it is.
+    pub fn open(pid: u32) -> io::Result<Process> {
+        let raw = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+        if raw <= 0 {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
+            if fd >= 0 {
+                // SAFETY: the kernel just returned this descriptor; nobody else owns it.
+                let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+                crate::fds::set_cloexec(pidfd.as_raw_fd(), true)?;
+                return Ok(Process {
+                    pid,
+                    pidfd: Some(pidfd),
+                });
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::ENOSYS) {
+                return Err(err);
+            }
+        }
+        if is_alive(pid) {
+            Ok(Process { pid, pidfd: None })
+        } else {
+            Err(io::Error::from_raw_os_error(libc::ESRCH))
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The pidfd, where the system has them.
+    pub(crate) fn pidfd(&self) -> Option<&OwnedFd> {
+        self.pidfd.as_ref()
+    }
+
+    /// Sends `signal` to the process; `ESRCH` when it has exited.
+    ///
+    /// References: pidfd_send_signal(2), kill(2).
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            return if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            };
+        }
+        // SAFETY: kill has no memory effects.
+        if unsafe { libc::kill(self.pid as libc::pid_t, signal) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Whether the process is still running (a zombie counts as gone).
+    pub fn is_alive(&self) -> bool {
+        match &self.pidfd {
+            Some(fd) => !poll_readable(fd, Some(Duration::ZERO)),
+            None => is_alive(self.pid),
+        }
+    }
+
+    /// Waits until the process has exited or `timeout` passed; returns whether it exited.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        match &self.pidfd {
+            Some(fd) => poll_readable(fd, Some(timeout)),
+            None => {
+                let deadline = Instant::now() + timeout;
+                while is_alive(self.pid) {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                true
+            }
+        }
+    }
+
+    /// Whether the process has `(dev, ino)` open, i.e. holds that pidfile. Reads
+    /// `/proc/PID/fd`; `Ok(false)` when the process is gone.
+    pub fn holds_file(&self, dev: u64, ino: u64) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = match std::fs::read_dir(format!("/proc/{}/fd", self.pid)) {
+            Ok(dir) => dir,
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+            Err(err) => return Err(err),
+        };
+        for entry in dir.flatten() {
+            if let Ok(meta) = std::fs::metadata(entry.path()) {
+                if meta.dev() == dev && meta.ino() == ino {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Polls `fd` for readability; a pidfd is readable once its process has exited.
+pub(crate) fn poll_readable(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    loop {
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc >= 0 {
+            return rc > 0;
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub(crate) fn is_alive(pid: u32) -> bool {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence and permission.
+    let exists = unsafe { libc::kill(raw, 0) } == 0
+        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && ProcStat::read(pid).is_none_or(|stat| stat.state != 'Z')
+}
+
+/// The fields of `/proc/PID/stat` that matter to a daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Process state (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Process group id.
+    pub pgrp: u32,
+    /// Session id.
+    pub session: u32,
+    /// Controlling terminal (0: none).
+    pub tty_nr: i32,
+    /// Foreground process group of the terminal (-1: none).
+    pub tpgid: i32,
+    /// Start time after boot, in clock ticks.
+    pub starttime: u64,
+}
+
+impl ProcStat {
+    /// Reads `/proc/PID/stat`, splitting after the last `)` (the command may contain anything).
+    ///
+    /// # Example
+    /// ```
+    /// let stat = daemonic::ProcStat::read(std::process::id()).unwrap();
+    /// assert_eq!(stat.state, 'R');
+    /// ```
+    pub fn read(pid: u32) -> Option<ProcStat> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &text[text.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the command: state(0) ppid(1) pgrp(2) session(3) tty_nr(4) tpgid(5) ...
+        // starttime is field 22 of the whole line, index 19 here.
+        Some(ProcStat {
+            state: f.first()?.chars().next()?,
+            ppid: f.get(1)?.parse().ok()?,
+            pgrp: f.get(2)?.parse().ok()?,
+            session: f.get(3)?.parse().ok()?,
+            tty_nr: f.get(4)?.parse().ok()?,
+            tpgid: f.get(5)?.parse().ok()?,
+            starttime: f.get(19)?.parse().ok()?,
+        })
+    }
+}
+
+/// Whether `pid` is `ancestor` or one of its descendants (following parent links in /proc).
+pub(crate) fn is_descendant(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    for _ in 0..1024 {
+        if current == ancestor {
+            return true;
+        }
+        match ProcStat::read(current) {
+            Some(stat) if stat.ppid > 1 && stat.ppid != current => current = stat.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The command line of `pid`, its arguments joined by spaces.
+pub fn command_line(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let parts: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// How long `pid` has been running, from its start time and the system uptime.
+pub fn uptime(pid: u32) -> Option<Duration> {
+    let stat = ProcStat::read(pid)?;
+    // SAFETY: sysconf has no memory effects.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks <= 0 {
+        return None;
+    }
+    let boot = std::fs::read_to_string("/proc/uptime").ok()?;
+    let system: f64 = boot.split_whitespace().next()?.parse().ok()?;
+    let started = stat.starttime as f64 / ticks as f64;
+    Some(Duration::from_secs_f64((system - started).max(0.0)))
+}

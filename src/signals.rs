@@ -1,0 +1,113 @@
+//! Signal dispositions and the signal mask (daemon(7) steps 2 and 3), and signal names.
+//!
+//! Rust's runtime ignores `SIGPIPE` at start-up; a daemon that kept that disposition would pass it
+//! to every program it executes, which would then see `EPIPE` errors instead of ending when its
+//! reader goes away. [`reset_signals`] restores every disposition and unblocks every signal.
+
+use std::io;
+
+/// Sets every signal's disposition to `SIG_DFL` and clears the signal mask. Async-signal-safe.
+///
+/// Signals that cannot be changed (`SIGKILL`, `SIGSTOP`, and the real-time signals the C library
+/// reserves for itself) are skipped: `sigaction` refuses them with `EINVAL`.
+///
+/// References: sigaction(2), sigprocmask(2), daemon(7).
+pub(crate) fn reset_signals() -> io::Result<()> {
+    for signo in 1..max_signal() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a zeroed sigaction with sa_sigaction = SIG_DFL and an empty mask is a valid
+        // argument; we pass no old-action pointer.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signo, &action, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: sigemptyset initialises the set; sigprocmask reads it.
+    let ret = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// One past the highest signal number (`_NSIG`).
+fn max_signal() -> libc::c_int {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        libc::SIGRTMAX() + 1
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        32
+    }
+}
+
+const NAMES: &[(&str, libc::c_int)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("SYS", libc::SIGSYS),
+];
+
+/// Parses a signal given as a name (`TERM`, `SIGTERM`, `term`) or a number (`15`).
+///
+/// # Example
+/// ```
+/// assert_eq!(daemonic::parse_signal("SIGHUP"), Some(libc::SIGHUP));
+/// assert_eq!(daemonic::parse_signal("9"), Some(libc::SIGKILL));
+/// assert_eq!(daemonic::parse_signal("NOPE"), None);
+/// ```
+pub fn parse_signal(text: &str) -> Option<libc::c_int> {
+    if let Ok(n) = text.parse::<libc::c_int>() {
+        return (1..max_signal()).contains(&n).then_some(n);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+}
+
+/// The conventional name of a signal (`TERM`), or its number as text.
+///
+/// # Example
+/// ```
+/// assert_eq!(daemonic::signal_name(libc::SIGKILL), "KILL");
+/// ```
+pub fn signal_name(signo: libc::c_int) -> String {
+    NAMES
+        .iter()
+        .find(|&&(_, s)| s == signo)
+        .map_or_else(|| signo.to_string(), |(n, _)| (*n).to_string())
+}

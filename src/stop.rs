@@ -1,0 +1,275 @@
+//! Finding, signalling and stopping a daemon through its pidfile.
+//!
+//! Only the process that holds the pidfile's lock is ever signalled, through a pidfd opened
+//! after checking that the process has the pidfile open: a pid reused by an unrelated process
+//! after a crash names a process without that file, and is left alone.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Step};
+use crate::pidfile::{self, PidfileState};
+use crate::process::Process;
+use crate::signals::{parse_signal, signal_name};
+
+/// Who a pidfile says runs.
+#[derive(Debug)]
+pub enum Holder {
+    /// A live process holds the lock and has the file open: this is the daemon.
+    Running(Process),
+    /// Nobody holds the lock, but the file is there (the daemon died); the pid it names, if any.
+    Dead(Option<u32>),
+    /// There is no pidfile.
+    Absent,
+    /// The lock is held, but not by the pid the file names (a start in progress, or a child of a
+    /// dead daemon that inherited the lock); the pid named, if any.
+    Unverified(Option<u32>),
+}
+
+/// Looks up the daemon behind `pidfile` without disturbing it.
+///
+/// # Example
+/// ```
+/// use daemonic::stop::{holder, Holder};
+/// let dir = tempfile::tempdir()?;
+/// assert!(matches!(holder(&dir.path().join("x.pid"))?, Holder::Absent));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn holder(pidfile: &Path) -> Result<Holder, Error> {
+    let state = PidfileState::read(pidfile)?;
+    if !state.exists() {
+        return Ok(Holder::Absent);
+    }
+    if !state.is_locked() {
+        return Ok(Holder::Dead(state.pid()));
+    }
+    let Some(pid) = state.pid() else {
+        return Ok(Holder::Unverified(None));
+    };
+    let Ok(process) = Process::open(pid) else {
+        return Ok(Holder::Unverified(Some(pid)));
+    };
+    let (dev, ino) = state.identity();
+    match process.holds_file(dev, ino) {
+        // Checked after the pidfd was opened: if the pid had been reused in between, the new
+        // process would not have our pidfile open.
+        Ok(true) if process.is_alive() => Ok(Holder::Running(process)),
+        Ok(_) => Ok(Holder::Unverified(Some(pid))),
+        Err(err) => Err(Error::os(Step::Signal, format!("/proc/{pid}/fd"), err)),
+    }
+}
+
+/// One step of a stop schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send this signal.
+    Signal(libc::c_int),
+    /// Wait this long for the process to exit.
+    Wait(Duration),
+}
+
+/// A stop schedule in start-stop-daemon's syntax: `TERM/30/KILL/5` (signal, seconds to wait,
+/// ...), or a plain number of seconds `N`, meaning `TERM/N/KILL/N`.
+///
+/// # Example
+/// ```
+/// use daemonic::stop::Schedule;
+/// let schedule: Schedule = "TERM/30/KILL/5".parse().unwrap();
+/// assert_eq!(schedule.to_string(), "TERM/30/KILL/5");
+/// assert_eq!("10".parse::<Schedule>().unwrap().to_string(), "TERM/10/KILL/10");
+/// assert!("TERM/soon".parse::<Schedule>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    actions: Vec<Action>,
+}
+
+impl Schedule {
+    /// The default: `TERM/10/KILL/5`.
+    pub fn default_schedule() -> Schedule {
+        Schedule {
+            actions: vec![
+                Action::Signal(libc::SIGTERM),
+                Action::Wait(Duration::from_secs(10)),
+                Action::Signal(libc::SIGKILL),
+                Action::Wait(Duration::from_secs(5)),
+            ],
+        }
+    }
+
+    /// The schedule with its first signal replaced (for `stop --signal`).
+    pub fn with_first_signal(mut self, signal: libc::c_int) -> Schedule {
+        if let Some(Action::Signal(first)) = self.actions.first_mut() {
+            *first = signal;
+        }
+        self
+    }
+
+    /// The steps, in order.
+    pub fn actions(&self) -> &[Action] {
+        &self.actions
+    }
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule::default_schedule()
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Schedule, String> {
+        let seconds = |item: &str| -> Result<Duration, String> {
+            item.parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{item:?} is neither a signal nor a number of seconds"))
+        };
+        if !text.contains('/') {
+            let wait = seconds(text)?;
+            return Ok(Schedule {
+                actions: vec![
+                    Action::Signal(libc::SIGTERM),
+                    Action::Wait(wait),
+                    Action::Signal(libc::SIGKILL),
+                    Action::Wait(wait),
+                ],
+            });
+        }
+        let mut actions = Vec::new();
+        for item in text.split('/') {
+            if item.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                actions.push(Action::Wait(seconds(item)?));
+            } else {
+                let signal = parse_signal(item).ok_or_else(|| format!("{item:?} is not a signal name"))?;
+                actions.push(Action::Signal(signal));
+            }
+        }
+        if !matches!(actions.first(), Some(Action::Signal(_))) {
+            return Err("a schedule starts with a signal, as in TERM/30/KILL/5".into());
+        }
+        if !matches!(actions.last(), Some(Action::Wait(_))) {
+            return Err("a schedule ends with a number of seconds to wait".into());
+        }
+        Ok(Schedule { actions })
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Signal(s) => signal_name(*s),
+                Action::Wait(d) => d.as_secs().to_string(),
+            })
+            .collect();
+        f.write_str(&parts.join("/"))
+    }
+}
+
+/// What [`stop`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The daemon with this pid was running and has exited.
+    Stopped(u32),
+    /// No daemon ran; `true` when a stale pidfile was removed.
+    NotRunning(bool),
+}
+
+/// Stops the daemon behind `pidfile` following `schedule`, waits until it is gone, and removes
+/// the pidfile.
+///
+/// Fails with [`ErrorKind::Os`] when the daemon outlives the schedule, and with
+/// [`ErrorKind::AlreadyRunning`] when the lock is held by a process the file does not name.
+pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
+    let process = match holder(pidfile)? {
+        Holder::Running(process) => process,
+        Holder::Absent => return Ok(Stopped::NotRunning(false)),
+        Holder::Dead(_) => return Ok(Stopped::NotRunning(pidfile::remove_stale(pidfile)?)),
+        Holder::Unverified(pid) => return Err(unverified(pidfile, pid)),
+    };
+    let pid = process.pid();
+    let mut gone = false;
+    for action in schedule.actions() {
+        match *action {
+            Action::Signal(signal) => {
+                if let Err(err) = process.signal(signal) {
+                    if err.raw_os_error() == Some(libc::ESRCH) {
+                        gone = true;
+                        break;
+                    }
+                    return Err(Error::os(Step::Signal, format!("{} to pid {pid}", signal_name(signal)), err));
+                }
+            }
+            Action::Wait(duration) => {
+                if process.wait_exit(duration) {
+                    gone = true;
+                    break;
+                }
+            }
+        }
+    }
+    if !gone {
+        return Err(Error::new(
+            ErrorKind::Os,
+            Step::Signal,
+            format!("daemon (pid {pid}) is still running after the schedule {schedule}; try a longer one or KILL"),
+        ));
+    }
+    pidfile::remove_stale(pidfile)?;
+    Ok(Stopped::Stopped(pid))
+}
+
+/// Sends `signal` to the daemon behind `pidfile`; returns its pid.
+///
+/// Fails with [`ErrorKind::NotRunning`] when no daemon holds the pidfile.
+pub fn signal(pidfile: &Path, signal: libc::c_int) -> Result<u32, Error> {
+    match holder(pidfile)? {
+        Holder::Running(process) => {
+            process.signal(signal).map_err(|e| {
+                Error::os(Step::Signal, format!("{} to pid {}", signal_name(signal), process.pid()), e)
+            })?;
+            Ok(process.pid())
+        }
+        Holder::Unverified(pid) => Err(unverified(pidfile, pid)),
+        Holder::Absent | Holder::Dead(_) => Err(Error::new(
+            ErrorKind::NotRunning,
+            Step::Signal,
+            format!("no daemon holds {}", pidfile.display()),
+        )),
+    }
+}
+
+fn unverified(pidfile: &Path, pid: Option<u32>) -> Error {
+    let named = pid.map_or_else(|| "names no pid".to_string(), |p| format!("names pid {p}"));
+    Error::new(
+        ErrorKind::AlreadyRunning(pid),
+        Step::Signal,
+        format!(
+            "{} is locked, but {named}, which does not hold it (a start in progress, or a leftover child of the daemon); nothing was signalled",
+            pidfile.display()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_start_stop_daemon_schedules() {
+        let s: Schedule = "HUP/1/TERM/2/KILL/3".parse().unwrap();
+        assert_eq!(s.actions().len(), 6);
+        assert_eq!(s.actions()[0], Action::Signal(libc::SIGHUP));
+        assert_eq!(s.actions()[5], Action::Wait(Duration::from_secs(3)));
+        assert!("KILL".parse::<Schedule>().is_err());
+        assert!("5/KILL".parse::<Schedule>().is_err());
+        assert!("NOPE/5".parse::<Schedule>().is_err());
+        assert_eq!(Schedule::default().to_string(), "TERM/10/KILL/5");
+    }
+}
