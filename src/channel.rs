@@ -46,7 +46,10 @@ impl Record {
         match buf[0] {
             1 => Some(Record::Pid(u32::from_ne_bytes(word(4)))),
             2 => Some(Record::Ready),
-            3 => Some(Record::Failed(Step::from_code(buf[1])?, i32::from_ne_bytes(word(8)))),
+            3 => Some(Record::Failed(
+                Step::from_code(buf[1])?,
+                i32::from_ne_bytes(word(8)),
+            )),
             _ => None,
         }
     }
@@ -57,14 +60,28 @@ impl Record {
 /// References: pipe2(2).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
     {
         // SAFETY: `fds` has room for the two descriptors pipe2 writes.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return Err(io::Error::last_os_error());
         }
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly")))]
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
     {
         // SAFETY: as above; single-threaded callers only, so no exec can race the flags.
         if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -152,7 +169,11 @@ mod tests {
     #[test]
     fn records_round_trip_through_a_pipe() {
         let (read, write) = pipe().unwrap();
-        let sent = [Record::Pid(4242), Record::Failed(Step::Setuid, libc::EPERM), Record::Ready];
+        let sent = [
+            Record::Pid(4242),
+            Record::Failed(Step::Setuid, libc::EPERM),
+            Record::Ready,
+        ];
         for record in sent {
             send(write.as_raw_fd(), record);
         }

@@ -262,8 +262,15 @@ impl Daemon {
         let context = launch.context.clone();
         let pidfile = launch.pidfile.take();
         drop(launch);
-        let outcome = Launcher::new(ends, child1, launcher::Mode::Handle, self.timeout, context, pidfile)
-            .wait(&mut |status| eprintln!("{status}"));
+        let outcome = Launcher::new(
+            ends,
+            child1,
+            launcher::Mode::Handle,
+            self.timeout,
+            context,
+            pidfile,
+        )
+        .wait(&mut |status| eprintln!("{status}"));
         exit_launcher(outcome)
     }
 
@@ -317,7 +324,8 @@ impl Daemon {
         self.environment.validate()?;
         let creds = identity::resolve(self.user.as_deref(), self.group.as_deref(), self.groups)?;
         if let Some(root) = &self.chroot {
-            let meta = std::fs::metadata(root).map_err(|e| Error::os(Step::Chroot, root.display(), e))?;
+            let meta =
+                std::fs::metadata(root).map_err(|e| Error::os(Step::Chroot, root.display(), e))?;
             if !meta.is_dir() {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
@@ -343,7 +351,10 @@ impl Daemon {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 Step::Workdir,
-                format!("working directory {}: not a directory", self.workdir.display()),
+                format!(
+                    "working directory {}: not a directory",
+                    self.workdir.display()
+                ),
             ));
         }
         for &fd in &self.keep_fds {
@@ -351,30 +362,45 @@ impl Daemon {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
                     Step::CloseFds,
-                    format!("descriptor {fd} to keep: {}", if fd < 3 { "0-2 are the standard streams; use stdin/stdout/stderr" } else { "not open in this process" }),
+                    format!(
+                        "descriptor {fd} to keep: {}",
+                        if fd < 3 {
+                            "0-2 are the standard streams; use stdin/stdout/stderr"
+                        } else {
+                            "not open in this process"
+                        }
+                    ),
                 ));
             }
         }
-        if let Readiness::Fd(fd) = self.readiness {
-            if fd < 3 || self.keep_fds.contains(&fd) {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    Step::Readiness,
-                    format!("readiness descriptor {fd}: must be 3 or more and not also kept"),
-                ));
-            }
+        if let Readiness::Fd(fd) = self.readiness
+            && (fd < 3 || self.keep_fds.contains(&fd))
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Readiness,
+                format!("readiness descriptor {fd}: must be 3 or more and not also kept"),
+            ));
         }
         Ok(Checked {
             creds,
             workdir: c_path(&workdir, Step::Workdir)?,
-            chroot: self.chroot.as_deref().map(|p| c_path(p, Step::Chroot)).transpose()?,
+            chroot: self
+                .chroot
+                .as_deref()
+                .map(|p| c_path(p, Step::Chroot))
+                .transpose()?,
         })
     }
 
     /// Takes the resources, in an order that never harms a running daemon: the pidfile first
     /// (so that a log file opened for truncation is not emptied under a live daemon), then the
     /// standard streams, the channels, and descriptor numbers reserved for the daemon.
-    fn acquire(&self, checked: Checked, program: Option<program::Resolved>) -> Result<Launch, Error> {
+    fn acquire(
+        &self,
+        checked: Checked,
+        program: Option<program::Resolved>,
+    ) -> Result<Launch, Error> {
         let pidfile = self.pidfile.as_deref().map(Pidfile::acquire).transpose()?;
         let release = |pidfile: &Option<Pidfile>| {
             if let Some(p) = pidfile {
@@ -415,24 +441,33 @@ impl Daemon {
         };
         for fd in ready_target.into_iter().chain(lock_target) {
             if !fds::is_open(fd) {
-                placeholders.push(reserve(fd).map_err(|e| Error::os(Step::Fork, format!("descriptor {fd}"), e))?);
+                placeholders.push(
+                    reserve(fd)
+                        .map_err(|e| Error::os(Step::Fork, format!("descriptor {fd}"), e))?,
+                );
             }
         }
         let stdio = PreparedStdio::open([&self.stdio[0], &self.stdio[1], &self.stdio[2]])?;
-        let (status_r, status_w) = channel::pipe().map_err(|e| Error::os(Step::Fork, "status pipe", e))?;
+        let (status_r, status_w) =
+            channel::pipe().map_err(|e| Error::os(Step::Fork, "status pipe", e))?;
         // Until ready(), the daemon's stderr goes to the launcher: errors are seen, not lost.
-        let relay = if !exec && !self.foreground && !self.ready_at_start && self.stdio[2] != Stdio::Inherit {
-            Some(channel::pipe().map_err(|e| Error::os(Step::Fork, "stderr pipe", e))?)
-        } else {
-            None
-        };
+        let relay =
+            if !exec && !self.foreground && !self.ready_at_start && self.stdio[2] != Stdio::Inherit
+            {
+                Some(channel::pipe().map_err(|e| Error::os(Step::Fork, "stderr pipe", e))?)
+            } else {
+                None
+            };
         let ready_pipe = match ready_target {
-            Some(_) => Some(channel::pipe().map_err(|e| Error::os(Step::Readiness, "readiness pipe", e))?),
+            Some(_) => {
+                Some(channel::pipe().map_err(|e| Error::os(Step::Readiness, "readiness pipe", e))?)
+            }
             None => None,
         };
         let listener = match (exec, self.readiness) {
             (true, Readiness::Notify) => Some(
-                notify::Listener::bind().map_err(|e| Error::os(Step::Readiness, "notify socket", e))?,
+                notify::Listener::bind()
+                    .map_err(|e| Error::os(Step::Readiness, "notify socket", e))?,
             ),
             _ => None,
         };
@@ -459,12 +494,20 @@ impl Daemon {
             None => None,
         };
         let context = launcher::Context {
-            program: exec_plan.as_ref().map(|e| e.resolved.path().display().to_string()),
+            program: exec_plan
+                .as_ref()
+                .map(|e| e.resolved.path().display().to_string()),
             workdir: self.workdir.display().to_string(),
             chroot: self.chroot.as_ref().map(|p| p.display().to_string()),
             pidfile: self.pidfile.as_ref().map(|p| p.display().to_string()),
-            user: checked.creds.as_ref().map(|c| (c.user_label.clone(), c.uid)),
-            group: checked.creds.as_ref().map(|c| (c.group_label.clone(), c.gid)),
+            user: checked
+                .creds
+                .as_ref()
+                .map(|c| (c.user_label.clone(), c.uid)),
+            group: checked
+                .creds
+                .as_ref()
+                .map(|c| (c.group_label.clone(), c.gid)),
             stdio: self.stdio.clone(),
             ready_fd: ready_target,
         };
@@ -536,7 +579,10 @@ impl Daemon {
     /// launcher and end the process; this never returns an error into the caller's code.
     fn finish_in_daemon(&self, mut launch: Launch) -> Running {
         if let Err((step, err)) = daemon_steps(&mut launch) {
-            channel::send(launch.status_w.as_raw_fd(), Record::Failed(step, errno(&err)));
+            channel::send(
+                launch.status_w.as_raw_fd(),
+                Record::Failed(step, errno(&err)),
+            );
             // SAFETY: _exit ends the process without running destructors or flushing the
             // launcher's buffers a second time.
             unsafe { libc::_exit(1) };
@@ -561,7 +607,13 @@ impl Daemon {
         }
         // SAFETY: validate() refused a multi-threaded process; the forks kept only this thread.
         unsafe { environment.apply_in_process() };
-        let mut running = Running::new(std::process::id(), pidfile, Some(status_w), stderr_target, false);
+        let mut running = Running::new(
+            std::process::id(),
+            pidfile,
+            Some(status_w),
+            stderr_target,
+            false,
+        );
         if self.ready_at_start {
             let _ = running.ready();
         }
@@ -642,7 +694,11 @@ enum Fork {
 /// pid first, so the launcher can watch it from then on.
 fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
     let Some(ends) = launch.ends.take() else {
-        return Err(Error::new(ErrorKind::Os, Step::Fork, "internal: channels missing"));
+        return Err(Error::new(
+            ErrorKind::Os,
+            Step::Fork,
+            "internal: channels missing",
+        ));
     };
     // Buffered output would otherwise be written once by each process.
     let _ = io::stdout().flush();
@@ -655,7 +711,11 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
         if let Some(p) = &launch.pidfile {
             let _ = p.remove();
         }
-        return Err(Error::os(Step::Fork, "the first child", io::Error::last_os_error()));
+        return Err(Error::os(
+            Step::Fork,
+            "the first child",
+            io::Error::last_os_error(),
+        ));
     }
     if child1 > 0 {
         // The launcher keeps no write ends: end-of-file must mean the daemon side closed them.
@@ -666,12 +726,18 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
     // SAFETY: setsid, fork, getpid and _exit are async-signal-safe system calls.
     unsafe {
         if libc::setsid() < 0 {
-            channel::send(status_fd, Record::Failed(Step::Setsid, errno(&io::Error::last_os_error())));
+            channel::send(
+                status_fd,
+                Record::Failed(Step::Setsid, errno(&io::Error::last_os_error())),
+            );
             libc::_exit(1);
         }
         match libc::fork() {
             -1 => {
-                channel::send(status_fd, Record::Failed(Step::Fork, errno(&io::Error::last_os_error())));
+                channel::send(
+                    status_fd,
+                    Record::Failed(Step::Fork, errno(&io::Error::last_os_error())),
+                );
                 libc::_exit(1);
             }
             0 => {}
@@ -762,11 +828,18 @@ fn exec_in_daemon(mut launch: Launch) -> ! {
     if let Some(exec) = &launch.exec {
         // SAFETY: the path and both arrays are NUL-terminated and were built before the fork.
         unsafe {
-            libc::execve(exec.resolved.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr())
+            libc::execve(
+                exec.resolved.path.as_ptr(),
+                exec.argv_ptrs.as_ptr(),
+                exec.envp_ptrs.as_ptr(),
+            )
         };
     }
     // Only reached when execve failed: the launcher reads this instead of end-of-file.
-    channel::send(status_fd, Record::Failed(Step::Exec, errno(&io::Error::last_os_error())));
+    channel::send(
+        status_fd,
+        Record::Failed(Step::Exec, errno(&io::Error::last_os_error())),
+    );
     // SAFETY: see finish_in_daemon.
     unsafe { libc::_exit(127) }
 }
@@ -778,7 +851,11 @@ fn exit_launcher(outcome: Result<u32, Error>) -> ! {
         Err(err) => {
             let name = std::env::args_os()
                 .next()
-                .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+                .and_then(|a| {
+                    Path::new(&a)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                })
                 .unwrap_or_else(|| "daemon".into());
             eprintln!("{name}: {err}");
             std::process::exit(1)
@@ -814,7 +891,11 @@ fn refuse_threads() -> Result<(), Error> {
 /// A path as a C string for chdir/chroot.
 fn c_path(path: &Path, step: Step) -> Result<CString, Error> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        Error::new(ErrorKind::InvalidInput, step, format!("{step} {:?}: contains a NUL byte", path))
+        Error::new(
+            ErrorKind::InvalidInput,
+            step,
+            format!("{step} {:?}: contains a NUL byte", path),
+        )
     })
 }
 

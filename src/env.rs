@@ -65,7 +65,12 @@ impl Environment {
     pub fn resolve(&self) -> std::collections::BTreeMap<String, String> {
         self.resolve_os()
             .into_iter()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
             .collect()
     }
 
@@ -115,7 +120,11 @@ impl Environment {
                 key.push("=");
                 key.push(&value);
                 CString::new(key.into_vec()).map_err(|_| {
-                    Error::new(ErrorKind::InvalidInput, Step::Environment, "environment contains a NUL byte")
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        Step::Environment,
+                        "environment contains a NUL byte",
+                    )
                 })
             })
             .collect()

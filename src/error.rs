@@ -294,9 +294,16 @@ mod tests {
 
     #[test]
     fn os_error_names_step_subject_and_cause() {
-        let err = Error::os(Step::Chdir, "/x", io::Error::from_raw_os_error(libc::ENOENT));
+        let err = Error::os(
+            Step::Chdir,
+            "/x",
+            io::Error::from_raw_os_error(libc::ENOENT),
+        );
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().starts_with("chdir /x: No such file or directory"));
+        assert!(
+            err.to_string()
+                .starts_with("chdir /x: No such file or directory")
+        );
         assert_eq!(format!("{err:?}"), err.to_string());
     }
 }

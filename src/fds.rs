@@ -96,11 +96,13 @@ fn close_by_walking_proc(keep: &[RawFd]) -> io::Result<()> {
                 break;
             }
             let name = &buf[off + 19..(off + reclen).min(n)];
-            if let Some(fd) = parse_fd(name) {
-                if fd >= 3 && fd != dir && keep.binary_search(&fd).is_err() {
-                    // SAFETY: as in close_range: the caller owns every descriptor outside `keep`.
-                    unsafe { libc::close(fd) };
-                }
+            if let Some(fd) = parse_fd(name)
+                && fd >= 3
+                && fd != dir
+                && keep.binary_search(&fd).is_err()
+            {
+                // SAFETY: as in close_range: the caller owns every descriptor outside `keep`.
+                unsafe { libc::close(fd) };
             }
             off += reclen;
         }
@@ -135,7 +137,9 @@ fn close_by_loop(keep: &[RawFd], max_fd: RawFd) {
     let bound = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
         && limit.rlim_cur != libc::RLIM_INFINITY
     {
-        RawFd::try_from(limit.rlim_cur).unwrap_or(max_fd).min(max_fd.max(1024))
+        RawFd::try_from(limit.rlim_cur)
+            .unwrap_or(max_fd)
+            .min(max_fd.max(1024))
     } else {
         max_fd
     };

@@ -22,7 +22,7 @@ pub enum Groups {
     /// The user's groups from the group database, as `initgroups(3)` would set them.
     #[default]
     FromUser,
-    /// No supplementary groups at all.
+    /// No supplementary groups at all (also what a group given without a user gets).
     None,
 }
 
@@ -64,7 +64,8 @@ pub(crate) fn resolve(
     };
     let supplementary = match (&passwd, groups) {
         (Some(pw), Groups::FromUser) => group_list(pw, gid)?,
-        _ => vec![gid],
+        // No user, or no groups asked for: none, rather than keeping root's.
+        _ => Vec::new(),
     };
     Ok(Some(Credentials {
         uid: passwd.as_ref().map(|pw| pw.uid),
@@ -88,7 +89,9 @@ fn lookup_user(user: &str) -> Result<Passwd, Error> {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             Step::User,
-            format!("user {user}: uid {uid} has no passwd entry (name a user, or give a group too)"),
+            format!(
+                "user {user}: uid {uid} has no passwd entry (name a user, or give a group too)"
+            ),
         ));
     }
     Err(Error::new(
@@ -100,7 +103,11 @@ fn lookup_user(user: &str) -> Result<Passwd, Error> {
 
 fn getpw(name: &str) -> Result<Option<Passwd>, Error> {
     let cname = CString::new(name).map_err(|_| {
-        Error::new(ErrorKind::InvalidInput, Step::User, format!("user {name:?}: contains a NUL byte"))
+        Error::new(
+            ErrorKind::InvalidInput,
+            Step::User,
+            format!("user {name:?}: contains a NUL byte"),
+        )
     })?;
     with_buffer(Step::User, name, |pwd, buf, len, result| {
         // SAFETY: every pointer refers to live storage of the stated size; getpwnam_r writes only
@@ -151,7 +158,11 @@ fn with_buffer(
 /// A group by name, or by number when the name is all digits.
 fn lookup_group(group: &str) -> Result<libc::gid_t, Error> {
     let cname = CString::new(group).map_err(|_| {
-        Error::new(ErrorKind::InvalidInput, Step::Group, format!("group {group:?}: contains a NUL byte"))
+        Error::new(
+            ErrorKind::InvalidInput,
+            Step::Group,
+            format!("group {group:?}: contains a NUL byte"),
+        )
     })?;
     let mut buf = vec![0 as libc::c_char; 1024];
     loop {
@@ -160,14 +171,24 @@ fn lookup_group(group: &str) -> Result<libc::gid_t, Error> {
         let mut result: *mut libc::group = std::ptr::null_mut();
         // SAFETY: every pointer refers to live storage of the stated size.
         let rc = unsafe {
-            libc::getgrnam_r(cname.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result)
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
         };
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
             continue;
         }
         if rc != 0 {
-            return Err(Error::os(Step::Group, group, io::Error::from_raw_os_error(rc)));
+            return Err(Error::os(
+                Step::Group,
+                group,
+                io::Error::from_raw_os_error(rc),
+            ));
         }
         if !result.is_null() {
             return Ok(grp.gr_gid);
@@ -190,9 +211,8 @@ fn group_list(pw: &Passwd, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> 
         let mut list = vec![0 as libc::gid_t; count as usize];
         let asked = count;
         // SAFETY: `list` has room for `count` entries, and getgrouplist updates `count`.
-        let rc = unsafe {
-            libc::getgrouplist(pw.name.as_ptr(), gid, list.as_mut_ptr(), &mut count)
-        };
+        let rc =
+            unsafe { libc::getgrouplist(pw.name.as_ptr(), gid, list.as_mut_ptr(), &mut count) };
         if rc >= 0 {
             list.truncate(count as usize);
             return Ok(list);
@@ -238,10 +258,21 @@ pub(crate) fn drop_privileges(creds: &Credentials) -> Result<(), (Step, io::Erro
 
 /// After the drop: real and effective ids are the asked ones, and `setuid(0)` fails.
 fn verify(creds: &Credentials) -> Result<(), (Step, io::Error)> {
-    let denied = || (Step::VerifyPrivileges, io::Error::from_raw_os_error(libc::EPERM));
+    let denied = || {
+        (
+            Step::VerifyPrivileges,
+            io::Error::from_raw_os_error(libc::EPERM),
+        )
+    };
     // SAFETY: the get*id calls have no preconditions.
-    let (uid, euid, gid, egid) =
-        unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
     if gid != creds.gid || egid != creds.gid {
         return Err(denied());
     }
@@ -263,7 +294,9 @@ mod tests {
 
     #[test]
     fn resolves_root_by_name_and_number() {
-        let by_name = resolve(Some("root"), None, Groups::FromUser).unwrap().unwrap();
+        let by_name = resolve(Some("root"), None, Groups::FromUser)
+            .unwrap()
+            .unwrap();
         let by_id = resolve(Some("0"), None, Groups::FromUser).unwrap().unwrap();
         assert_eq!(by_name.uid, Some(0));
         assert_eq!(by_id.uid, Some(0));

@@ -21,6 +21,9 @@ use crate::stdio::Stdio;
 /// How long a half-started daemon gets to exit after `SIGTERM` before `SIGKILL`.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a closed status pipe waits for the daemon's exit to become visible.
+const EXIT_SETTLE: Duration = Duration::from_millis(200);
+
 /// How a spawned program tells the launcher it is ready.
 ///
 /// # Example
@@ -99,13 +102,20 @@ impl Context {
                 Some((name, gid)) => format!("to group {name} (gid {gid})"),
                 None => String::new(),
             },
-            Step::Readiness => self.ready_fd.map(|fd| format!("descriptor {fd}")).unwrap_or_default(),
+            Step::Readiness => self
+                .ready_fd
+                .map(|fd| format!("descriptor {fd}"))
+                .unwrap_or_default(),
             _ => String::new(),
         }
     }
 
     fn error(&self, step: Step, errno: i32) -> Error {
-        let err = Error::os(step, self.subject(step), io::Error::from_raw_os_error(errno));
+        let err = Error::os(
+            step,
+            self.subject(step),
+            io::Error::from_raw_os_error(errno),
+        );
         match (step, errno) {
             (Step::Exec, libc::ENOENT | libc::EACCES | libc::ENOEXEC) => {
                 err.with_kind(ErrorKind::NotInstalled)
@@ -145,24 +155,38 @@ enum Event {
 fn next(state: State, event: Event, mode: Mode, ctx: &Context, timeout: Duration) -> State {
     use Event as E;
     use State as S;
-    let not_ready = |message: String| S::Failed(Error::new(ErrorKind::NotReady, Step::Wait, message));
+    let not_ready =
+        |message: String| S::Failed(Error::new(ErrorKind::NotReady, Step::Wait, message));
     match (state, event) {
-        (S::Forked, E::Pid(pid)) => S::Starting { pid, executed: false },
+        (S::Forked, E::Pid(pid)) => S::Starting {
+            pid,
+            executed: false,
+        },
         (_, E::StepFailed(step, errno)) => S::Failed(ctx.error(step, errno)),
         (S::Forked, E::ChannelClosed | E::Exited(_)) => {
             not_ready("the daemon's first child exited before the daemon started".into())
         }
         (S::Starting { pid, .. }, E::Ready) => S::Ready { pid },
-        (S::Starting { pid, executed: false }, E::ChannelClosed) => match mode {
+        (
+            S::Starting {
+                pid,
+                executed: false,
+            },
+            E::ChannelClosed,
+        ) => match mode {
             Mode::Exec => S::Ready { pid },
-            Mode::Notify | Mode::Fd => S::Starting { pid, executed: true },
+            Mode::Notify | Mode::Fd => S::Starting {
+                pid,
+                executed: true,
+            },
             Mode::Handle => not_ready(format!(
                 "daemon (pid {pid}) exited or dropped its handle before calling ready()"
             )),
         },
-        (S::Starting { pid, .. }, E::Exited(status)) => {
-            not_ready(format!("daemon (pid {pid}) {} before it was ready", describe_exit(status)))
-        }
+        (S::Starting { pid, .. }, E::Exited(status)) => not_ready(format!(
+            "daemon (pid {pid}) {} before it was ready",
+            describe_exit(status)
+        )),
         (S::Starting { pid, .. }, E::Errno(errno)) => not_ready(format!(
             "daemon (pid {pid}) reported failure: ERRNO={errno} ({})",
             io::Error::from_raw_os_error(errno)
@@ -247,19 +271,31 @@ impl Launcher {
             };
             let now = Instant::now();
             if now >= deadline {
-                state = next(state, Event::Timeout, self.mode, &self.context, self.timeout);
+                state = next(
+                    state,
+                    Event::Timeout,
+                    self.mode,
+                    &self.context,
+                    self.timeout,
+                );
                 continue;
             }
             let events = self.poll(deadline - now, on_status, &mut deadline);
             for event in events {
                 state = next(state, event, self.mode, &self.context, self.timeout);
-                if let State::Starting { pid, .. } = &state {
+                if let State::Starting { pid, .. } = &state
+                    && self.daemon.is_none()
+                {
+                    self.daemon = self.open_daemon(*pid);
                     if self.daemon.is_none() {
-                        self.daemon = self.open_daemon(*pid);
-                        if self.daemon.is_none() {
-                            // Gone before we could watch it.
-                            state = next(state, Event::Exited(None), self.mode, &self.context, self.timeout);
-                        }
+                        // Gone before we could watch it.
+                        state = next(
+                            state,
+                            Event::Exited(None),
+                            self.mode,
+                            &self.context,
+                            self.timeout,
+                        );
                     }
                 }
             }
@@ -301,7 +337,10 @@ impl Launcher {
             self.relay.as_ref().map(AsRawFd::as_raw_fd),
             self.ready.as_ref().map(AsRawFd::as_raw_fd),
             self.notify.as_ref().map(notify::Listener::fd),
-            self.daemon.as_ref().and_then(Process::pidfd).map(AsRawFd::as_raw_fd),
+            self.daemon
+                .as_ref()
+                .and_then(Process::pidfd)
+                .map(AsRawFd::as_raw_fd),
         ]
         .map(|fd| libc::pollfd {
             fd: fd_of(fd),
@@ -369,7 +408,14 @@ impl Launcher {
             Err(_) => events.push(Event::ChannelClosed),
         }
         if self.status.is_closed() {
-            events.push(Event::ChannelClosed);
+            // A dying process closes its descriptors before its pidfd fires: give the exit a
+            // moment to show, so the message says "exited" rather than "closed".
+            match &self.daemon {
+                Some(d) if self.mode == Mode::Handle && d.wait_exit(EXIT_SETTLE) => {
+                    events.push(Event::Exited(exit_status(d)))
+                }
+                _ => events.push(Event::ChannelClosed),
+            }
         }
     }
 

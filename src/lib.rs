@@ -45,7 +45,7 @@ pub use identity::Groups;
 pub use launcher::Readiness;
 pub use notify::notify;
 pub use pidfile::PidfileState;
-pub use process::{Process, ProcStat, command_line, uptime};
+pub use process::{ProcStat, Process, command_line, uptime};
 pub use program::Program;
 pub use running::{Running, Spawned};
 pub use signals::{parse_signal, signal_name};

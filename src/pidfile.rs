@@ -53,8 +53,7 @@ impl Pidfile {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
                     let pid = read_pid(path);
-                    if pid.is_some_and(crate::process::is_alive) || started.elapsed() > BUSY_GRACE
-                    {
+                    if pid.is_some_and(crate::process::is_alive) || started.elapsed() > BUSY_GRACE {
                         return Err(already_running(path, pid));
                     }
                     // Locked, but by a start that has not written its pid yet or a stop that is
@@ -194,7 +193,10 @@ fn already_running(path: &Path, pid: Option<u32>) -> Error {
     Error::new(
         ErrorKind::AlreadyRunning(pid),
         Step::Pidfile,
-        format!("pidfile {} is locked by {who}; stop it first or choose another pidfile", path.display()),
+        format!(
+            "pidfile {} is locked by {who}; stop it first or choose another pidfile",
+            path.display()
+        ),
     )
 }
 
@@ -273,7 +275,8 @@ impl PidfileState {
             Err(err) => return Err(pidfile_error(path, err)),
         };
         let meta = file.metadata().map_err(|e| pidfile_error(path, e))?;
-        let locked = is_locked(&file, meta.dev(), meta.ino()).map_err(|e| pidfile_error(path, e))?;
+        let locked =
+            is_locked(&file, meta.dev(), meta.ino()).map_err(|e| pidfile_error(path, e))?;
         Ok(PidfileState {
             exists: true,
             locked,
@@ -378,7 +381,10 @@ mod tests {
         let first = Pidfile::acquire(&path).unwrap();
         first.write_pid(std::process::id()).unwrap();
         let err = Pidfile::acquire(&path).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::AlreadyRunning(Some(std::process::id())));
+        assert_eq!(
+            err.kind(),
+            ErrorKind::AlreadyRunning(Some(std::process::id()))
+        );
         let state = PidfileState::read(&path).unwrap();
         assert!(state.is_locked());
         assert_eq!(state.pid(), Some(std::process::id()));
@@ -386,7 +392,11 @@ mod tests {
         let state = PidfileState::read(&path).unwrap();
         assert!(state.exists() && !state.is_locked());
         let second = Pidfile::acquire(&path).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "taken over and emptied");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "taken over and emptied"
+        );
         second.remove().unwrap();
         assert!(!path.exists());
     }

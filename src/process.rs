@@ -29,7 +29,8 @@ impl Process {
     /// References: pidfd_open(2). Where pidfds are missing (older kernels, the BSDs) the pid is
     /// checked with `kill(pid, 0)` and used as it is.
     pub fn open(pid: u32) -> io::Result<Process> {
-        let raw = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+        let raw =
+            libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
         if raw <= 0 {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
@@ -133,10 +134,11 @@ impl Process {
             Err(err) => return Err(err),
         };
         for entry in dir.flatten() {
-            if let Ok(meta) = std::fs::metadata(entry.path()) {
-                if meta.dev() == dev && meta.ino() == ino {
-                    return Ok(true);
-                }
+            if let Ok(meta) = std::fs::metadata(entry.path())
+                && meta.dev() == dev
+                && meta.ino() == ino
+            {
+                return Ok(true);
             }
         }
         Ok(false)

@@ -66,7 +66,11 @@ impl Program {
         creds: Option<&Credentials>,
     ) -> Result<Resolved, Error> {
         let not_installed = |why: String| {
-            Error::new(ErrorKind::NotInstalled, Step::Program, format!("program {}: {why}", self.name()))
+            Error::new(
+                ErrorKind::NotInstalled,
+                Step::Program,
+                format!("program {}: {why}", self.name()),
+            )
         };
         if self.program.is_empty() {
             return Err(not_installed("empty program name".into()));
@@ -85,14 +89,19 @@ impl Program {
             std::env::split_paths(&search)
                 .map(|dir| dir.join(&self.program))
                 .find(|candidate| inside(candidate).is_file())
-                .ok_or_else(|| not_installed("not found on PATH (give a path, or install it)".into()))?
+                .ok_or_else(|| {
+                    not_installed("not found on PATH (give a path, or install it)".into())
+                })?
         };
         let on_disk = inside(&path);
         let meta = std::fs::metadata(&on_disk).map_err(|e| {
             Error::os(Step::Program, on_disk.display(), e).with_kind(ErrorKind::NotInstalled)
         })?;
         if !meta.is_file() {
-            return Err(not_installed(format!("{} is not a regular file", on_disk.display())));
+            return Err(not_installed(format!(
+                "{} is not a regular file",
+                on_disk.display()
+            )));
         }
         if !executable_by(&meta, creds) {
             return Err(not_installed(format!(
@@ -179,7 +188,6 @@ pub(crate) fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +196,9 @@ mod tests {
     fn finds_programs_on_path_and_refuses_missing_ones() {
         let found = Program::new("sh").resolve(None, None).unwrap();
         assert!(found.path().is_absolute());
-        let err = Program::new("no-such-program-daemonic").resolve(None, None).unwrap_err();
+        let err = Program::new("no-such-program-daemonic")
+            .resolve(None, None)
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotInstalled);
         assert!(err.to_string().contains("not found on PATH"), "{err}");
     }

@@ -79,10 +79,10 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // A child the daemon forked has a copy of this handle; only the daemon itself removes.
-        if std::process::id() == self.pid {
-            if let Some(pidfile) = &self.pidfile {
-                let _ = pidfile.remove();
-            }
+        if std::process::id() == self.pid
+            && let Some(pidfile) = &self.pidfile
+        {
+            let _ = pidfile.remove();
         }
     }
 }

@@ -19,11 +19,14 @@ pub(crate) fn reset_signals() -> io::Result<()> {
         }
         // SAFETY: a zeroed sigaction with sa_sigaction = SIG_DFL and an empty mask is a valid
         // argument; we pass no old-action pointer.
-        unsafe {
+        let rc = unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = libc::SIG_DFL;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signo, &action, std::ptr::null_mut());
+            libc::sigaction(signo, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            reset_reserved(signo);
         }
     }
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it.
@@ -37,6 +40,46 @@ pub(crate) fn reset_signals() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// glibc's `sigaction` refuses the real-time signals it reserves (32 and 33), but a launcher can
+/// still hand them down ignored; the raw system call resets them.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn reset_reserved(signo: libc::c_int) {
+    // The kernel's struct sigaction on these architectures: handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction reads `action` (a valid SIG_DFL action) and the mask size of 8 bytes
+    // matches the kernel's sigset; no old action is written.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signo,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        );
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn reset_reserved(_signo: libc::c_int) {}
 
 /// One past the highest signal number (`_NSIG`).
 fn max_signal() -> libc::c_int {

@@ -120,10 +120,7 @@ impl PreparedStdio {
                 }
             };
         }
-        Ok(PreparedStdio {
-            owned: owned,
-            streams,
-        })
+        Ok(PreparedStdio { owned, streams })
     }
 
     /// Takes stderr's target out (when it is relayed until readiness), so it outlives the rest.
@@ -149,7 +146,11 @@ impl PreparedStdio {
     }
 }
 
-fn open_file(path: &Path, step: Step, set: impl FnOnce(&mut OpenOptions)) -> Result<OwnedFd, Error> {
+fn open_file(
+    path: &Path,
+    step: Step,
+    set: impl FnOnce(&mut OpenOptions),
+) -> Result<OwnedFd, Error> {
     let mut options = OpenOptions::new();
     set(&mut options);
     options.custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY);

@@ -144,7 +144,8 @@ impl FromStr for Schedule {
             if item.chars().next().is_some_and(|c| c.is_ascii_digit()) {
                 actions.push(Action::Wait(seconds(item)?));
             } else {
-                let signal = parse_signal(item).ok_or_else(|| format!("{item:?} is not a signal name"))?;
+                let signal =
+                    parse_signal(item).ok_or_else(|| format!("{item:?} is not a signal name"))?;
                 actions.push(Action::Signal(signal));
             }
         }
@@ -203,7 +204,11 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
                         gone = true;
                         break;
                     }
-                    return Err(Error::os(Step::Signal, format!("{} to pid {pid}", signal_name(signal)), err));
+                    return Err(Error::os(
+                        Step::Signal,
+                        format!("{} to pid {pid}", signal_name(signal)),
+                        err,
+                    ));
                 }
             }
             Action::Wait(duration) => {
@@ -218,7 +223,9 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
         return Err(Error::new(
             ErrorKind::Os,
             Step::Signal,
-            format!("daemon (pid {pid}) is still running after the schedule {schedule}; try a longer one or KILL"),
+            format!(
+                "daemon (pid {pid}) is still running after the schedule {schedule}; try a longer one or KILL"
+            ),
         ));
     }
     pidfile::remove_stale(pidfile)?;
@@ -232,7 +239,11 @@ pub fn signal(pidfile: &Path, signal: libc::c_int) -> Result<u32, Error> {
     match holder(pidfile)? {
         Holder::Running(process) => {
             process.signal(signal).map_err(|e| {
-                Error::os(Step::Signal, format!("{} to pid {}", signal_name(signal), process.pid()), e)
+                Error::os(
+                    Step::Signal,
+                    format!("{} to pid {}", signal_name(signal), process.pid()),
+                    e,
+                )
             })?;
             Ok(process.pid())
         }

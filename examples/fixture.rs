@@ -1,0 +1,157 @@
+//! A daemon for daemonic's integration tests, configured from its flags: it starts with the
+//! library, optionally misbehaves before readiness, reports its environment, then waits for a
+//! signal. Not an example of good practice; see `become.rs` for that.
+
+use std::io::Write;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use clap::Parser;
+use daemonic::{Daemon, Groups, Stdio};
+
+#[derive(Parser)]
+struct Args {
+    /// A tag for the tests to find this process by (ignored).
+    #[arg(long)]
+    tag: Option<String>,
+    #[arg(long)]
+    pidfile: Option<String>,
+    #[arg(long)]
+    workdir: Option<String>,
+    #[arg(long, value_parser = |s: &str| u32::from_str_radix(s, 8))]
+    umask: Option<u32>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    no_groups: bool,
+    #[arg(long)]
+    chroot: Option<String>,
+    #[arg(long)]
+    stdout: Option<String>,
+    #[arg(long)]
+    stderr: Option<String>,
+    #[arg(long)]
+    redirect_to: Option<String>,
+    #[arg(long)]
+    keep_fd: Vec<i32>,
+    #[arg(long)]
+    env: Vec<String>,
+    #[arg(long)]
+    clear_env: bool,
+    #[arg(long)]
+    no_core: bool,
+    #[arg(long)]
+    foreground: bool,
+    #[arg(long)]
+    ready_at_start: bool,
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Start a thread before daemonizing (start() must refuse).
+    #[arg(long)]
+    spawn_thread: bool,
+    /// Write this to stderr and exit with status 3 instead of becoming ready.
+    #[arg(long)]
+    fail_before_ready: Option<String>,
+    /// Never call ready().
+    #[arg(long)]
+    never_ready: bool,
+    /// Exit cleanly right after ready() (the pidfile is removed).
+    #[arg(long)]
+    exit_after_ready: bool,
+    /// Write the daemon's environment, one KEY=VALUE per line, to this file before ready().
+    #[arg(long)]
+    report: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.spawn_thread {
+        std::thread::spawn(|| std::thread::sleep(Duration::from_secs(60)));
+    }
+    let mut daemon = Daemon::new();
+    if let Some(p) = &args.pidfile {
+        daemon = daemon.pidfile(p);
+    }
+    if let Some(d) = &args.workdir {
+        daemon = daemon.workdir(d);
+    }
+    if let Some(m) = args.umask {
+        daemon = daemon.umask(m);
+    }
+    if let Some(u) = &args.user {
+        daemon = daemon.user(u);
+    }
+    if let Some(g) = &args.group {
+        daemon = daemon.group(g);
+    }
+    if args.no_groups {
+        daemon = daemon.groups(Groups::None);
+    }
+    if let Some(c) = &args.chroot {
+        daemon = daemon.chroot(c);
+    }
+    if let Some(r) = &args.redirect_to {
+        daemon = daemon.redirect_to(r);
+    }
+    if let Some(f) = &args.stdout {
+        daemon = daemon.stdout(Stdio::append(f));
+    }
+    if let Some(f) = &args.stderr {
+        daemon = daemon.stderr(Stdio::append(f));
+    }
+    for &fd in &args.keep_fd {
+        // SAFETY: the test opened these descriptors for us and keeps them open while we run.
+        daemon = daemon.keep_fd(unsafe { BorrowedFd::borrow_raw(fd) });
+    }
+    if args.clear_env {
+        daemon = daemon.clear_env();
+    }
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        daemon = daemon.env(k, v);
+    }
+    if let Some(t) = args.timeout {
+        daemon = daemon.timeout(Duration::from_secs_f64(t));
+    }
+    daemon = daemon
+        .no_core(args.no_core)
+        .foreground(args.foreground)
+        .ready_at_start(args.ready_at_start);
+
+    let mut running = match daemon.start() {
+        Ok(running) => running,
+        Err(err) => {
+            eprintln!("fixture: {err}");
+            std::process::exit(1);
+        }
+    };
+    if let Some(path) = &args.report {
+        let mut file = std::fs::File::create(path).unwrap_or_else(|_| std::process::exit(4));
+        for (k, v) in std::env::vars() {
+            let _ = writeln!(file, "{k}={v}");
+        }
+    }
+    if let Some(message) = &args.fail_before_ready {
+        eprintln!("{message}");
+        std::process::exit(3);
+    }
+    println!("daemon {} started", running.pid());
+    let _ = std::io::stdout().flush();
+    if !args.never_ready {
+        if running.ready().is_err() {
+            std::process::exit(5);
+        }
+        eprintln!("daemon {} ready", running.pid());
+    }
+    if args.exit_after_ready {
+        drop(running);
+        return;
+    }
+    // Wait for a signal; the default dispositions end the process.
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { libc::pause() };
+    }
+}

@@ -1,0 +1,223 @@
+//! Helpers shared by the integration tests: finding the binaries, reading /proc, and a guard
+//! that ends every process a test started.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub use daemonic::ProcStat;
+
+/// target/debug (or release), from the test binary's own path (target/debug/deps/test-hash).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// An example binary built by `cargo test`.
+pub fn example(name: &str) -> PathBuf {
+    target_dir().join("examples").join(name)
+}
+
+/// A test's own directory and the tag its processes carry; on drop, every live process whose
+/// command line contains the tag is killed, so a failing test leaks nothing.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("daemonic-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn tag(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    /// Live (non-zombie) processes whose command line mentions this sandbox.
+    pub fn processes(&self) -> Vec<u32> {
+        processes_mentioning(&self.tag())
+    }
+
+    /// The fixture daemon with `--tag` set, so the guard can find what it starts.
+    pub fn fixture(&self) -> Command {
+        let mut command = Command::new(example("fixture"));
+        command.arg("--tag").arg(self.tag());
+        command
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for pid in self.processes() {
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        for pid in self.processes() {
+            if let Ok(p) = daemonic::Process::open(pid) {
+                p.wait_exit(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+pub fn processes_mentioning(tag: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let alive = ProcStat::read(pid).is_some_and(|s| s.state != 'Z');
+        if alive && String::from_utf8_lossy(&cmdline).contains(tag) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Runs a command to completion (the launcher), returning its output.
+pub fn run(command: &mut Command) -> Output {
+    command.output().expect("run launcher")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The pid in a pidfile.
+pub fn pid_in(pidfile: &Path) -> u32 {
+    let text = std::fs::read_to_string(pidfile).expect("read pidfile");
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pidfile {pidfile:?} holds {text:?}"))
+}
+
+pub fn stat(pid: u32) -> ProcStat {
+    ProcStat::read(pid).unwrap_or_else(|| panic!("no /proc/{pid}/stat"))
+}
+
+/// A line of /proc/PID/status, after the colon, trimmed.
+pub fn status(pid: u32, field: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+/// Open descriptors and what they point at.
+pub fn fds(pid: u32) -> BTreeMap<i32, String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((fd, target.display().to_string()))
+        })
+        .collect()
+}
+
+pub fn cwd(pid: u32) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd")
+}
+
+/// The environment a process was executed with.
+pub fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .expect("environ")
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// Waits for a process to exit (through a pidfd; no sleeping).
+pub fn wait_gone(pid: u32) {
+    if let Ok(p) = daemonic::Process::open(pid) {
+        assert!(
+            p.wait_exit(Duration::from_secs(10)),
+            "pid {pid} did not exit"
+        );
+    }
+}
+
+pub fn kill(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The parent a daemon should have: init, or a subreaper among the test's ancestors.
+pub fn is_reaper_for_us(ppid: u32) -> bool {
+    if ppid == 1 {
+        return true;
+    }
+    let mut current = std::process::id();
+    while let Some(stat) = ProcStat::read(current) {
+        if stat.ppid == ppid {
+            return true;
+        }
+        if stat.ppid <= 1 {
+            break;
+        }
+        current = stat.ppid;
+    }
+    false
+}
+
+/// The pidfile's device:inode as /proc/locks prints it, and whether it is flock-locked.
+pub fn is_flocked(path: &Path) -> bool {
+    daemonic::PidfileState::read(path)
+        .expect("pidfile state")
+        .is_locked()
+}
+
+/// A child process that is killed and reaped when the guard drops, even if the test panics.
+pub struct ChildGuard(pub std::process::Child);
+
+impl ChildGuard {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
