@@ -43,7 +43,7 @@ pub use env::Environment;
 pub use error::{Error, ErrorKind, Step};
 pub use identity::Groups;
 pub use launcher::Readiness;
-pub use notify::notify;
+pub use notify::{notify, notify_and_wait};
 pub use pidfile::PidfileState;
 pub use process::{ProcStat, Process, command_line, uptime};
 pub use program::Program;

@@ -34,6 +34,97 @@ pub fn notify(state: &str) -> io::Result<bool> {
     Ok(true)
 }
 
+/// [`notify`], then waits (up to five seconds) until the receiver has read the message: sends
+/// `BARRIER=1` with a pipe's write end and waits for the pipe to close. A short-lived sender
+/// (a shell helper) stays alive until the receiver has checked its credentials.
+///
+/// # Example
+/// ```
+/// # unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+/// assert!(!daemonic::notify_and_wait("READY=1")?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// References: sd_notify_barrier(3).
+pub fn notify_and_wait(state: &str) -> io::Result<bool> {
+    if !notify(state)? {
+        return Ok(false);
+    }
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
+    let (read, write) = crate::channel::pipe()?;
+    let socket = UnixDatagram::unbound()?;
+    let sent = send_with_fd(
+        &socket,
+        &target.to_string_lossy(),
+        b"BARRIER=1",
+        write.as_raw_fd(),
+    );
+    drop(write);
+    match sent {
+        Ok(()) => {}
+        // The receiver is gone already: it read everything it is going to read.
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(libc::ECONNREFUSED) | Some(libc::ENOENT)
+            ) =>
+        {
+            return Ok(true);
+        }
+        Err(err) => return Err(err),
+    }
+    crate::process::poll_readable(&read, Some(Duration::from_secs(5)));
+    Ok(true)
+}
+
+/// Sends `data` with one descriptor attached (SCM_RIGHTS).
+fn send_with_fd(socket: &UnixDatagram, target: &str, data: &[u8], fd: RawFd) -> io::Result<()> {
+    if let Some(name) = target.strip_prefix('@') {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            socket.connect_addr(&std::os::unix::net::SocketAddr::from_abstract_name(
+                name.as_bytes(),
+            )?)?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = name;
+            return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+        }
+    } else {
+        socket.connect(target)?;
+    }
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header we then fill in.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
+    // SAFETY: the control buffer is large enough and aligned for one cmsghdr carrying one fd;
+    // sendmsg reads the buffers msg points at.
+    let rc = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn send_to(socket: &UnixDatagram, target: &str, data: &[u8]) -> io::Result<()> {
     if let Some(name) = target.strip_prefix('@') {
         #[cfg(any(target_os = "linux", target_os = "android"))]

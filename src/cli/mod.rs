@@ -1,0 +1,162 @@
+//! The command line: one clap derive struct per subcommand, the exit codes, and dispatch. What a
+//! subcommand does lives in the library; this layer resolves names to pidfiles, prints, and
+//! maps errors to the LSB init-script exit codes.
+
+mod control;
+mod inspect;
+mod record;
+mod rundir;
+mod start;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes (LSB init-script conventions):
+  start, stop, restart, signal, list:
+    0  success (starting a running daemon and stopping a stopped one are successes)
+    1  generic error (including: not ready in time, still running after the stop schedule)
+    2  invalid arguments (unknown user or group, missing directory, bad value)
+    4  insufficient privilege
+    5  program not installed (missing or not executable)
+    7  not running (signal)
+  status:
+    0  running
+    1  dead, pidfile left behind
+    3  not running
+    4  unknown (the pidfile cannot be read, or its lock is held by another process)";
+
+/// Start any program as a correct Unix daemon, wait until it is ready, then stop, restart,
+/// signal and inspect it.
+#[derive(Debug, Parser)]
+#[command(name = "daemonic", version, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Start(start::StartArgs),
+    Stop(control::StopArgs),
+    Restart(control::RestartArgs),
+    Status(inspect::StatusArgs),
+    Signal(control::SignalArgs),
+    List(inspect::ListArgs),
+    Notify(control::NotifyArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+}
+
+/// Which daemon: by name (pidfile in the run directory) or by pidfile.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+pub struct Target {
+    /// The daemon's name; its pidfile is RUNDIR/NAME.pid.
+    #[arg(
+        short,
+        long,
+        required_unless_present = "pidfile",
+        conflicts_with = "pidfile"
+    )]
+    pub name: Option<String>,
+    /// The pidfile (instead of a name).
+    #[arg(short, long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+    /// Where named daemons' pidfiles live [default: /run/daemonic for root, else
+    /// $XDG_RUNTIME_DIR/daemonic, else /tmp/daemonic-UID].
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    pub rundir: Option<PathBuf>,
+}
+
+/// Print shell completions (install: `daemonic completions bash > /etc/bash_completion.d/daemonic`).
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    shell: clap_complete::Shell,
+}
+
+/// Print the man page (install: `daemonic man > /usr/local/share/man/man1/daemonic.1`).
+#[derive(Debug, Args)]
+struct ManArgs {}
+
+/// A failure of this layer: the exit code and one line for stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An I/O failure on `what`: code 4 for permission problems, else 1.
+    pub fn io(what: String, err: &std::io::Error) -> Failure {
+        let code = match err.kind() {
+            std::io::ErrorKind::PermissionDenied => 4,
+            _ => 1,
+        };
+        Failure::new(code, format!("{what}: {err}"))
+    }
+
+    /// A library error, with the code its kind maps to.
+    pub fn from_library(err: &daemonic::Error) -> Failure {
+        use daemonic::ErrorKind as K;
+        let code = match err.kind() {
+            K::InvalidInput => 2,
+            K::PermissionDenied => 4,
+            K::NotInstalled => 5,
+            K::NotRunning => 7,
+            _ => 1,
+        };
+        Failure::new(code, err.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (verb, result) = match cli.command {
+        Command::Start(args) => ("start", start::run(&args, None)),
+        Command::Stop(args) => ("stop", control::stop(&args)),
+        Command::Restart(args) => ("restart", control::restart(&args)),
+        Command::Status(args) => ("status", inspect::status(&args)),
+        Command::Signal(args) => ("signal", control::signal(&args)),
+        Command::List(args) => ("list", inspect::list(&args)),
+        Command::Notify(args) => ("notify", control::notify(&args)),
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            clap_complete::generate(args.shell, &mut command, "daemonic", &mut std::io::stdout());
+            ("completions", Ok(0))
+        }
+        Command::Man(_) => (
+            "man",
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map(|_| 0)
+                .map_err(|e| Failure::io("man page".into(), &e)),
+        ),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("daemonic {verb}: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
