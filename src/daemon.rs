@@ -401,21 +401,41 @@ impl Daemon {
         checked: Checked,
         program: Option<program::Resolved>,
     ) -> Result<Launch, Error> {
-        let pidfile = self.pidfile.as_deref().map(Pidfile::acquire).transpose()?;
-        let release = |pidfile: &Option<Pidfile>| {
-            if let Some(p) = pidfile {
-                let _ = p.remove();
-            }
+        let exec = program.is_some();
+        // Reserve the numbers the daemon's descriptors must land on before opening anything
+        // (the pidfile included), so that nothing opened here gets one of them and is then
+        // clobbered by a dup2 in the daemon.
+        let ready_target = match self.readiness {
+            Readiness::Fd(fd) if exec => Some(fd),
+            _ => None,
         };
-        let result = self.acquire_rest(checked, program, pidfile.as_ref());
-        match result {
+        let lock_target =
+            (exec && self.pidfile.is_some()).then(|| high_free_fd(&self.keep_fds, ready_target));
+        let mut placeholders = Vec::new();
+        for fd in ready_target.into_iter().chain(lock_target) {
+            if !fds::is_open(fd) {
+                placeholders.push(
+                    reserve(fd)
+                        .map_err(|e| Error::os(Step::Fork, format!("descriptor {fd}"), e))?,
+                );
+            }
+        }
+        let pidfile = self.pidfile.as_deref().map(Pidfile::acquire).transpose()?;
+        let targets = Targets {
+            ready: ready_target,
+            lock: lock_target,
+            placeholders,
+        };
+        match self.acquire_rest(checked, program, targets) {
             Ok(mut launch) => {
                 launch.pidfile = pidfile;
                 launch.finish_keep_list();
                 Ok(launch)
             }
             Err(err) => {
-                release(&pidfile);
+                if let Some(p) = &pidfile {
+                    let _ = p.remove();
+                }
                 Err(err)
             }
         }
@@ -425,28 +445,14 @@ impl Daemon {
         &self,
         checked: Checked,
         program: Option<program::Resolved>,
-        pidfile: Option<&Pidfile>,
+        targets: Targets,
     ) -> Result<Launch, Error> {
         let exec = program.is_some();
-        // Reserve the numbers the daemon's descriptors must land on, so that nothing opened
-        // below is given one of them and then clobbered by a dup2.
-        let mut placeholders = Vec::new();
-        let ready_target = match self.readiness {
-            Readiness::Fd(fd) if exec => Some(fd),
-            _ => None,
-        };
-        let lock_target = match (exec, pidfile) {
-            (true, Some(_)) => Some(high_free_fd(&self.keep_fds, ready_target)),
-            _ => None,
-        };
-        for fd in ready_target.into_iter().chain(lock_target) {
-            if !fds::is_open(fd) {
-                placeholders.push(
-                    reserve(fd)
-                        .map_err(|e| Error::os(Step::Fork, format!("descriptor {fd}"), e))?,
-                );
-            }
-        }
+        let Targets {
+            ready: ready_target,
+            lock: lock_target,
+            placeholders,
+        } = targets;
         let stdio = PreparedStdio::open([&self.stdio[0], &self.stdio[1], &self.stdio[2]])?;
         let (status_r, status_w) =
             channel::pipe().map_err(|e| Error::os(Step::Fork, "status pipe", e))?;
@@ -619,6 +625,13 @@ impl Daemon {
         }
         running
     }
+}
+
+/// Descriptor numbers the daemon's descriptors must land on, and their reservations.
+struct Targets {
+    ready: Option<RawFd>,
+    lock: Option<RawFd>,
+    placeholders: Vec<OwnedFd>,
 }
 
 /// What validation resolved.
@@ -923,6 +936,10 @@ fn high_free_fd(keep: &[RawFd], ready: Option<RawFd>) -> RawFd {
 /// Occupies descriptor number `fd` with `/dev/null` (close-on-exec) so nothing else takes it.
 fn reserve(fd: RawFd) -> io::Result<OwnedFd> {
     let null = std::fs::File::open("/dev/null")?;
+    if null.as_raw_fd() == fd {
+        // It landed on the number itself (the lowest free one); File opens close-on-exec.
+        return Ok(OwnedFd::from(null));
+    }
     fds::dup2(null.as_raw_fd(), fd)?;
     fds::set_cloexec(fd, true)?;
     // SAFETY: dup2 just made `fd` a new descriptor that nothing else owns.

@@ -39,7 +39,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Start(start::StartArgs),
+    Start(Box<start::StartArgs>),
     Stop(control::StopArgs),
     Restart(control::RestartArgs),
     Status(inspect::StatusArgs),
