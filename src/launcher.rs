@@ -283,21 +283,6 @@ impl Launcher {
             let events = self.poll(deadline - now, on_status, &mut deadline);
             for event in events {
                 state = next(state, event, self.mode, &self.context, self.timeout);
-                if let State::Starting { pid, .. } = &state
-                    && self.daemon.is_none()
-                {
-                    self.daemon = self.open_daemon(*pid);
-                    if self.daemon.is_none() {
-                        // Gone before we could watch it.
-                        state = next(
-                            state,
-                            Event::Exited(None),
-                            self.mode,
-                            &self.context,
-                            self.timeout,
-                        );
-                    }
-                }
             }
         }
         self.relay_stderr(Duration::ZERO);
@@ -400,11 +385,25 @@ impl Launcher {
 
     fn read_status(&mut self, events: &mut Vec<Event>) {
         match self.status.read() {
-            Ok(records) => events.extend(records.into_iter().map(|r| match r {
-                Record::Pid(pid) => Event::Pid(pid),
-                Record::Ready => Event::Ready,
-                Record::Failed(step, errno) => Event::StepFailed(step, errno),
-            })),
+            Ok(records) => {
+                for record in records {
+                    match record {
+                        Record::Pid(pid) => {
+                            events.push(Event::Pid(pid));
+                            // Watch it at once: notifications read in this same round need it.
+                            if self.daemon.is_none() {
+                                self.daemon = self.open_daemon(pid);
+                                if self.daemon.is_none() {
+                                    // Gone before we could watch it.
+                                    events.push(Event::Exited(None));
+                                }
+                            }
+                        }
+                        Record::Ready => events.push(Event::Ready),
+                        Record::Failed(step, errno) => events.push(Event::StepFailed(step, errno)),
+                    }
+                }
+            }
             Err(_) => events.push(Event::ChannelClosed),
         }
         if self.status.is_closed() {

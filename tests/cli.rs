@@ -36,10 +36,16 @@ fn sleeper(sandbox: &Sandbox) -> String {
     link.display().to_string()
 }
 
-/// An executable shell script in the sandbox; `$DAEMONIC` names the binary.
+/// An executable shell script in the sandbox; `$DAEMONIC` names the binary and `$SLEEP` the
+/// sandbox's sleep (so what the script executes still carries the sandbox's tag).
 fn script(sandbox: &Sandbox, name: &str, body: &str) -> String {
     let path = sandbox.path(name);
-    std::fs::write(&path, format!("#!/bin/sh\nDAEMONIC='{BIN}'\n{body}\n")).unwrap();
+    let sleep = sleeper(sandbox);
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nDAEMONIC='{BIN}'\nSLEEP='{sleep}'\n{body}\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path.display().to_string()
 }
@@ -314,7 +320,7 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
         &sandbox,
         "late.sh",
         &format!(
-            "\"$DAEMONIC\" notify 'STATUS=loading cache'\nsleep 0.3\ntouch {}\n\"$DAEMONIC\" notify READY=1\nexec sleep 300",
+            "\"$DAEMONIC\" notify 'STATUS=loading cache'\nsleep 0.3\ntouch {}\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
             flag.display()
         ),
     );
@@ -345,7 +351,7 @@ fn notify_accepts_ready_from_a_child_of_the_daemon() {
     let program = script(
         &sandbox,
         "child.sh",
-        "( \"$DAEMONIC\" notify READY=1 ) &\nexec sleep 300",
+        "( \"$DAEMONIC\" notify READY=1 ) &\nexec \"$SLEEP\" 300",
     );
     let output = run(daemonic(&sandbox).args([
         "start",
@@ -389,7 +395,7 @@ fn notify_errno_fails_the_start_with_that_error() {
     let program = script(
         &sandbox,
         "errno.sh",
-        "\"$DAEMONIC\" notify 'STATUS=cannot open config' ERRNO=2\nexec sleep 300",
+        "\"$DAEMONIC\" notify 'STATUS=cannot open config' ERRNO=2\nexec \"$SLEEP\" 300",
     );
     let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
     assert_eq!(code(&output), 1);
@@ -421,7 +427,7 @@ fn ready_fd_waits_for_a_newline() {
     let program = script(
         &sandbox,
         "s6.sh",
-        "sleep 0.2\necho >&3\nexec 3>&-\nexec sleep 300",
+        "sleep 0.2\necho >&3\nexec 3>&-\nexec \"$SLEEP\" 300",
     );
     let output =
         run(daemonic(&sandbox).args(["start", "-n", "d", "--ready-fd", "3", "--", &program]));
@@ -433,7 +439,7 @@ fn ready_fd_waits_for_a_newline() {
 #[test]
 fn ready_fd_closed_without_a_newline_fails() {
     let sandbox = Sandbox::new();
-    let program = script(&sandbox, "s6bad.sh", "exec 3>&-\nexec sleep 300");
+    let program = script(&sandbox, "s6bad.sh", "exec 3>&-\nexec \"$SLEEP\" 300");
     let output =
         run(daemonic(&sandbox).args(["start", "-n", "d", "--ready-fd", "3", "--", &program]));
     assert_eq!(code(&output), 1);
@@ -448,12 +454,13 @@ fn ready_fd_closed_without_a_newline_fails() {
 #[test]
 fn stop_retry_escalates_to_kill_when_term_is_ignored() {
     let sandbox = Sandbox::new();
+    // Ready only once the trap is set, so the check below cannot race the script.
     let program = script(
         &sandbox,
         "stubborn.sh",
-        &format!("trap '' TERM\nexec {} 300", sleeper(&sandbox)),
+        "trap '' TERM\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
     );
-    let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--", &program]));
+    let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let pid = pid_in(&pidfile(&sandbox, "d"));
     let ignored = u64::from_str_radix(&status(pid, "SigIgn"), 16).unwrap();
@@ -471,11 +478,7 @@ fn stop_retry_escalates_to_kill_when_term_is_ignored() {
 #[test]
 fn stop_reports_a_daemon_that_outlives_the_schedule() {
     let sandbox = Sandbox::new();
-    let program = script(
-        &sandbox,
-        "stubborn.sh",
-        &format!("trap '' TERM\nexec {} 300", sleeper(&sandbox)),
-    );
+    let program = script(&sandbox, "stubborn.sh", "trap '' TERM\nexec \"$SLEEP\" 300");
     assert_eq!(
         code(&run(
             daemonic(&sandbox).args(["start", "-n", "d", "--", &program])
