@@ -18,7 +18,7 @@ use crate::env::Environment;
 use crate::error::{Error, ErrorKind, Step};
 use crate::fds;
 use crate::identity::{self, Credentials, Groups};
-use crate::launcher::{self, Launcher, Readiness};
+use crate::launcher::{self, Launcher, Progress, Readiness};
 use crate::notify;
 use crate::pidfile::Pidfile;
 use crate::program::{self, Program};
@@ -270,7 +270,7 @@ impl Daemon {
             context,
             pidfile,
         )
-        .wait(&mut |status| eprintln!("{status}"));
+        .wait(&mut |_| {});
         exit_launcher(outcome)
     }
 
@@ -278,14 +278,15 @@ impl Daemon {
     /// (see [`Readiness`]); on any failure the half-started daemon is stopped, the pidfile
     /// removed, and the error returned. The daemon is a child of init, not of the caller.
     pub fn spawn(self, program: &Program) -> Result<Spawned, Error> {
-        self.spawn_with_status(program, |_| {})
+        self.spawn_with(program, |_| {})
     }
 
-    /// [`spawn`](Daemon::spawn), calling `on_status` with each `STATUS=` the program sends.
-    pub fn spawn_with_status(
+    /// [`spawn`](Daemon::spawn), reporting [`Progress`] while it waits: the daemon's pid once
+    /// it runs, and each `STATUS=` the program sends.
+    pub fn spawn_with(
         self,
         program: &Program,
-        mut on_status: impl FnMut(&str),
+        mut on_progress: impl FnMut(Progress<'_>),
     ) -> Result<Spawned, Error> {
         if self.foreground {
             return Err(Error::new(
@@ -312,7 +313,7 @@ impl Daemon {
                     Readiness::Fd(_) => launcher::Mode::Fd,
                 };
                 let pid = Launcher::new(ends, child1, mode, self.timeout, context, pidfile)
-                    .wait(&mut on_status)?;
+                    .wait(&mut on_progress)?;
                 Ok(Spawned::new(pid))
             }
         }

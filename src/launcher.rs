@@ -42,6 +42,30 @@ pub enum Readiness {
     Fd(RawFd),
 }
 
+/// What a spawning launcher reports while it waits.
+///
+/// # Example
+/// ```no_run
+/// use daemonic::{Daemon, Program, Progress};
+/// let spawned = Daemon::new().spawn_with(&Program::new("sleep").arg("60"), |progress| match progress {
+///     Progress::Started { pid } => eprintln!("started as pid {pid}, waiting for readiness"),
+///     Progress::Status(text) => eprintln!("status: {text}"),
+/// })?;
+/// # Ok::<(), daemonic::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// The daemon runs with this pid (not ready yet). The launcher is otherwise idle until the
+    /// program is ready, so this is the moment for bookkeeping.
+    Started {
+        /// The daemon's pid, the one its pidfile will hold.
+        pid: u32,
+    },
+    /// The program sent `STATUS=` over sd_notify.
+    Status(&'a str),
+}
+
 /// The launcher's internal mode: which event means "ready".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -256,7 +280,7 @@ impl Launcher {
 
     /// Waits for the outcome. On success returns the daemon's pid; on failure the daemon is
     /// stopped, the pidfile removed, and the error returned.
-    pub(crate) fn wait(mut self, on_status: &mut dyn FnMut(&str)) -> Result<u32, Error> {
+    pub(crate) fn wait(mut self, on_progress: &mut dyn FnMut(Progress<'_>)) -> Result<u32, Error> {
         // The first child only forks and exits; reap it so it leaves no zombie. The daemon is
         // then a child of init, as daemon(7) wants, from its first moment.
         let mut ignored = 0;
@@ -280,7 +304,7 @@ impl Launcher {
                 );
                 continue;
             }
-            let events = self.poll(deadline - now, on_status, &mut deadline);
+            let events = self.poll(deadline - now, on_progress, &mut deadline);
             for event in events {
                 state = next(state, event, self.mode, &self.context, self.timeout);
             }
@@ -308,7 +332,7 @@ impl Launcher {
     fn poll(
         &mut self,
         timeout: Duration,
-        on_status: &mut dyn FnMut(&str),
+        on_progress: &mut dyn FnMut(Progress<'_>),
         deadline: &mut Instant,
     ) -> Vec<Event> {
         const STATUS: usize = 0;
@@ -346,7 +370,7 @@ impl Launcher {
         }
         let ready = |i: usize| fds[i].fd >= 0 && fds[i].revents != 0;
         if ready(STATUS) {
-            self.read_status(&mut events);
+            self.read_status(&mut events, on_progress);
         }
         if ready(RELAY) {
             self.relay_stderr(Duration::ZERO);
@@ -355,7 +379,7 @@ impl Launcher {
             self.read_ready_fd(&mut events);
         }
         if ready(NOTIFY) {
-            self.read_notify(&mut events, on_status, deadline);
+            self.read_notify(&mut events, on_progress, deadline);
         }
         let exited = match &self.daemon {
             Some(d) if d.pidfd().is_some() => ready(PIDFD),
@@ -365,7 +389,7 @@ impl Launcher {
         if exited {
             // Whatever the daemon said before dying comes first.
             while !self.status.is_closed() && self.status_readable() {
-                self.read_status(&mut events);
+                self.read_status(&mut events, &mut |_| {});
             }
             let status = self.daemon.as_ref().and_then(exit_status);
             events.push(Event::Exited(status));
@@ -383,7 +407,7 @@ impl Launcher {
         unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
     }
 
-    fn read_status(&mut self, events: &mut Vec<Event>) {
+    fn read_status(&mut self, events: &mut Vec<Event>, on_progress: &mut dyn FnMut(Progress<'_>)) {
         match self.status.read() {
             Ok(records) => {
                 for record in records {
@@ -396,6 +420,8 @@ impl Launcher {
                                 if self.daemon.is_none() {
                                     // Gone before we could watch it.
                                     events.push(Event::Exited(None));
+                                } else {
+                                    on_progress(Progress::Started { pid });
                                 }
                             }
                         }
@@ -462,7 +488,7 @@ impl Launcher {
     fn read_notify(
         &mut self,
         events: &mut Vec<Event>,
-        on_status: &mut dyn FnMut(&str),
+        on_progress: &mut dyn FnMut(Progress<'_>),
         deadline: &mut Instant,
     ) {
         let Some(listener) = &self.notify else { return };
@@ -473,7 +499,7 @@ impl Launcher {
             }
             let message = Message::parse(&data);
             if let Some(status) = &message.status {
-                on_status(status);
+                on_progress(Progress::Status(status));
             }
             if let Some(extend) = message.extend_timeout {
                 *deadline = (*deadline).max(Instant::now() + extend);

@@ -42,7 +42,7 @@ pub use daemon::{DEFAULT_TIMEOUT, Daemon};
 pub use env::Environment;
 pub use error::{Error, ErrorKind, Step};
 pub use identity::Groups;
-pub use launcher::Readiness;
+pub use launcher::{Progress, Readiness};
 pub use notify::{notify, notify_and_wait};
 pub use pidfile::PidfileState;
 pub use process::{ProcStat, Process, command_line, uptime};

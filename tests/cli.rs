@@ -83,7 +83,22 @@ fn nothing_left(sandbox: &Sandbox, name: &str) {
 #[test]
 fn start_runs_the_program_itself_as_a_daemon() {
     let sandbox = Sandbox::new();
-    let pid = start_sleeper(&sandbox, "d", &[]);
+    // A stray descriptor the launcher inherits: the daemon must not.
+    let stray = std::fs::File::create(sandbox.path("stray")).unwrap();
+    use std::os::fd::AsRawFd;
+    let raw = stray.as_raw_fd();
+    let mut command = daemonic(&sandbox);
+    command.args(["start", "-n", "d", "--", &sleeper(&sandbox), "300"]);
+    // SAFETY: dup2 is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            libc::dup2(raw, 7);
+            Ok(())
+        });
+    }
+    let output = run(&mut command);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(
         exe.ends_with("sleep"),
@@ -101,16 +116,25 @@ fn start_runs_the_program_itself_as_a_daemon() {
     for fd in 0..3 {
         assert_eq!(open[&fd], "/dev/null", "fd {fd}");
     }
-    let others: Vec<_> = open.iter().filter(|(fd, _)| **fd > 2).collect();
+    // What the program opens itself while starting (locale files) may come and go; what it
+    // inherited from the launcher is the pidfile lock and nothing else.
+    let sandbox_dir = sandbox.dir.path().display().to_string();
+    let inherited: Vec<_> = open
+        .iter()
+        .filter(|(_, target)| target.starts_with(&sandbox_dir))
+        .collect();
+    assert_eq!(inherited.len(), 1, "only the pidfile lock: {open:?}");
     assert_eq!(
-        others.len(),
-        1,
-        "only the pidfile lock besides 0-2: {open:?}"
+        inherited[0].1,
+        &pidfile(&sandbox, "d").display().to_string()
     );
-    assert_eq!(others[0].1, &pidfile(&sandbox, "d").display().to_string());
     assert!(
-        *others[0].0 >= 512,
+        *inherited[0].0 >= 512,
         "the lock sits far from the program's own descriptors: {open:?}"
+    );
+    assert!(
+        !open.contains_key(&7),
+        "the stray descriptor 7 was inherited: {open:?}"
     );
     assert!(is_flocked(&pidfile(&sandbox, "d")));
     assert!(!environ(pid).iter().any(|v| v.starts_with("NOTIFY_SOCKET=")));
@@ -342,7 +366,45 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["state"], "running");
     assert_eq!(json["readiness"], "notify");
+    assert_eq!(json["ready"], true);
     assert_eq!(json["pid"], pid);
+}
+
+#[test]
+fn status_tells_starting_from_ready() {
+    let sandbox = Sandbox::new();
+    let (started, proceed) = (sandbox.path("started.fifo"), sandbox.path("proceed.fifo"));
+    for fifo in [&started, &proceed] {
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    let program = script(
+        &sandbox,
+        "gated.sh",
+        &format!(
+            "echo up > {}\nread go < {}\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+            started.display(),
+            proceed.display()
+        ),
+    );
+    let mut launcher = ChildGuard(
+        daemonic(&sandbox)
+            .args(["start", "-n", "d", "--notify", "--", &program])
+            .spawn()
+            .unwrap(),
+    );
+    // Blocks until the program runs (a pipe, not a sleep).
+    assert_eq!(std::fs::read_to_string(&started).unwrap(), "up\n");
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "running");
+    assert_eq!(json["ready"], false, "{json}");
+    std::fs::write(&proceed, "go\n").unwrap();
+    assert!(launcher.0.wait().unwrap().success());
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["ready"], true, "{json}");
 }
 
 #[test]

@@ -48,9 +48,10 @@ struct Report {
     pid: Option<u32>,
     uptime_secs: Option<u64>,
     command: Option<String>,
-    /// How readiness was awaited at start, and how long it took.
+    /// How readiness is signalled: exec, notify, or fd N.
     readiness: Option<String>,
-    ready_after_secs: Option<f64>,
+    /// Whether the daemon is ready (its start has returned); false while starting.
+    ready: Option<bool>,
     /// Why the state is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
@@ -67,9 +68,7 @@ impl Report {
             uptime_secs: None,
             command: None,
             readiness: record.as_ref().map(|r| r.readiness.clone()),
-            ready_after_secs: record
-                .as_ref()
-                .map(|r| ((r.ready_at - r.started_at) * 1000.0).round() / 1000.0),
+            ready: None,
             problem: None,
         };
         match holder(pidfile) {
@@ -79,6 +78,12 @@ impl Report {
                 report.pid = Some(pid);
                 report.uptime_secs = daemonic::uptime(pid).map(|d| d.as_secs());
                 report.command = daemonic::command_line(pid);
+                // A running daemon is ready unless the start that launched it is still waiting.
+                report.ready = Some(
+                    !record
+                        .as_ref()
+                        .is_some_and(|r| r.pid == pid && r.is_starting()),
+                );
             }
             Ok(Holder::Dead(pid)) => {
                 report.state = "dead";
@@ -135,8 +140,10 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
                 if let Some(command) = &report.command {
                     println!("  command: {command}");
                 }
-                if let (Some(how), Some(after)) = (&report.readiness, report.ready_after_secs) {
-                    println!("  ready: {how}, {after:.3}s after start");
+                let how = report.readiness.as_deref().unwrap_or("unknown");
+                match report.ready {
+                    Some(false) => println!("  readiness: starting, waiting for {how}"),
+                    _ => println!("  readiness: ready ({how})"),
                 }
             }
             "dead" => println!(

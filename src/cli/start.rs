@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use daemonic::{Daemon, Environment, ErrorKind, Program, Readiness, Stdio};
+use daemonic::{Daemon, Environment, ErrorKind, Program, Progress, Readiness, Stdio};
 
 use super::record::{self, Record};
 use super::{Failure, Target, rundir};
@@ -186,22 +186,7 @@ pub fn run(args: &StartArgs, recorded: Option<&Record>) -> Result<u8, Failure> {
     daemon = daemon.readiness(readiness);
     let program = Program::new(&args.command[0]).args(&args.command[1..]);
 
-    let started_at = record::now();
-    let result = daemon.spawn_with_status(&program, |status| {
-        eprintln!("daemonic start: {label}: {status}")
-    });
-    let spawned = match result {
-        Ok(spawned) => spawned,
-        Err(err) => {
-            if let ErrorKind::AlreadyRunning(pid) = err.kind() {
-                let pid = pid.map_or_else(|| "being started".to_string(), |p| format!("pid {p}"));
-                eprintln!("daemonic start: {label} is already running ({pid})");
-                return Ok(0);
-            }
-            return Err(Failure::from_library(&err));
-        }
-    };
-    let record = Record {
+    let mut record = Record {
         name: args.target.name.clone(),
         pidfile: pidfile.clone(),
         args: match recorded {
@@ -217,17 +202,49 @@ pub fn run(args: &StartArgs, recorded: Option<&Record>) -> Result<u8, Failure> {
             None => std::env::vars().collect(),
         },
         command: args.command.clone(),
-        pid: spawned.pid(),
-        started_at,
-        ready_at: record::now(),
+        pid: 0,
+        started_at: record::now(),
         readiness: match readiness {
             Readiness::Exec => "exec".into(),
             Readiness::Notify => "notify".into(),
             Readiness::Fd(n) => format!("fd {n}"),
         },
+        launcher: std::process::id(),
+    };
+    let mut saved: Option<Result<(), Failure>> = None;
+    let result = daemon.spawn_with(&program, |progress| match progress {
+        // The record is written while the daemon runs its steps and the launcher would only
+        // wait: it costs the start no time. `status` tells "starting" from "ready" by whether
+        // this launcher still runs, so nothing is written after readiness.
+        Progress::Started { pid } => {
+            record.pid = pid;
+            saved = Some(record.save());
+        }
+        Progress::Status(status) => eprintln!("daemonic start: {label}: {status}"),
+        _ => {}
+    });
+    let spawned = match result {
+        Ok(spawned) => spawned,
+        Err(err) => {
+            if saved.is_some() {
+                // The start failed after the record was written: put back what was there.
+                match recorded {
+                    Some(previous) => {
+                        let _ = previous.save();
+                    }
+                    None => record::remove(&pidfile),
+                }
+            }
+            if let ErrorKind::AlreadyRunning(pid) = err.kind() {
+                let pid = pid.map_or_else(|| "being started".to_string(), |p| format!("pid {p}"));
+                eprintln!("daemonic start: {label} is already running ({pid})");
+                return Ok(0);
+            }
+            return Err(Failure::from_library(&err));
+        }
     };
     // The daemon runs: a record that cannot be written costs restart and list, not the start.
-    if let Err(failure) = record.save() {
+    if let Some(Err(failure)) = saved {
         eprintln!(
             "daemonic start: {label}: started (pid {}), but {}",
             spawned.pid(),
