@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 30;
 
+/// Starts one daemon at the given RLIMIT_NOFILE and returns how long it took.
+type Runner = Box<dyn Fn(u64) -> Duration>;
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(env!("CARGO"))
@@ -28,7 +31,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let max = max_nofile();
 
-    let mut peers: Vec<(&str, Box<dyn Fn(u64) -> Duration>)> = Vec::new();
+    let mut peers: Vec<(&str, Runner)> = Vec::new();
     {
         let (daemonic, sleep, dir) = (daemonic.clone(), sleep.clone(), dir.path().to_path_buf());
         peers.push((

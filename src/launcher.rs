@@ -50,6 +50,7 @@ pub enum Readiness {
 /// let spawned = Daemon::new().spawn_with(&Program::new("sleep").arg("60"), |progress| match progress {
 ///     Progress::Started { pid } => eprintln!("started as pid {pid}, waiting for readiness"),
 ///     Progress::Status(text) => eprintln!("status: {text}"),
+///     _ => {}
 /// })?;
 /// # Ok::<(), daemonic::Error>(())
 /// ```
