@@ -817,3 +817,108 @@ fn help_documents_exit_codes_and_man_page_and_completions_render() {
     let bash = run(Command::new(BIN).args(["completions", "bash"]));
     assert!(String::from_utf8_lossy(&bash.stdout).contains("_daemonic"));
 }
+
+#[test]
+fn extend_timeout_usec_is_read_in_microseconds() {
+    let sandbox = Sandbox::new();
+    // Asks for 20 s more (in microseconds), then is ready after the original 0.5 s has passed.
+    let program = script(
+        &sandbox,
+        "slow.sh",
+        "\"$DAEMONIC\" notify EXTEND_TIMEOUT_USEC=20000000\nsleep 1\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--notify",
+        "--ready-timeout",
+        "0.5",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+}
+
+#[test]
+fn a_program_with_its_own_sd_notify_code_works_unchanged() {
+    // The protocol as programs implement it themselves (libsystemd does the same): read
+    // $NOTIFY_SOCKET, turn a leading '@' into a NUL, send one datagram.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(python) = python else {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let sender = sandbox.path("notify.py");
+    std::fs::write(
+        &sender,
+        "import os, socket, time\n\
+         addr = os.environ['NOTIFY_SOCKET']\n\
+         if addr.startswith('@'): addr = '\\0' + addr[1:]\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'STATUS=python ready\\nREADY=1\\nMAINPID=1', addr)\n\
+         time.sleep(300)\n",
+    )
+    .unwrap();
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--notify",
+        "--",
+        python,
+        sender.to_str().unwrap(),
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("python ready"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn status_is_unknown_when_the_lock_holder_is_not_the_named_pid() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.path("held.pid");
+    let holder = std::fs::File::create(&pidfile).unwrap();
+    holder.lock().unwrap();
+    std::fs::write(&pidfile, "1\n").unwrap();
+    let status = run(daemonic(&sandbox).args(["status", "-p", pidfile.to_str().unwrap()]));
+    assert_eq!(
+        code(&status),
+        4,
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let stop = run(daemonic(&sandbox).args(["stop", "-p", pidfile.to_str().unwrap()]));
+    assert_eq!(code(&stop), 1, "{}", stderr(&stop));
+    assert!(
+        stderr(&stop).contains("nothing was signalled"),
+        "{}",
+        stderr(&stop)
+    );
+}
+
+#[test]
+fn systemd_notify_works_unchanged() {
+    let Some(tool) = ["/usr/bin/systemd-notify", "/bin/systemd-notify"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipped: systemd-notify is not installed");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let program = script(
+        &sandbox,
+        "sd.sh",
+        &format!("{tool} --ready --status=serving\nexec \"$SLEEP\" 300"),
+    );
+    let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(stderr(&output).contains("serving"), "{}", stderr(&output));
+}
