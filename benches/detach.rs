@@ -6,10 +6,12 @@
 //! Run: `cargo bench --bench detach` (builds the examples it needs first).
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{max_nofile, with_nofile};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -70,49 +72,6 @@ fn median(runs: usize, mut once: impl FnMut() -> Duration) -> Duration {
     let mut times: Vec<Duration> = (0..runs).map(|_| once()).collect();
     times.sort();
     times[runs / 2]
-}
-
-/// The largest RLIMIT_NOFILE this process may set: `/proc/sys/fs/nr_open` with
-/// CAP_SYS_RESOURCE (needed to raise the hard limit), else the current hard limit.
-fn max_nofile() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let capable = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
-        })
-        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0);
-    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    match nr_open {
-        Some(n) if capable => n,
-        _ => limit.rlim_max,
-    }
-}
-
-fn with_nofile(command: &mut Command, n: u64) -> &mut Command {
-    // SAFETY: setrlimit is async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: n,
-                rlim_max: n,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
 }
 
 /// daemonic: the launcher exits 0 once the daemon is ready; the daemon then exits by itself.

@@ -442,13 +442,7 @@ fn notify_timeout_stops_the_daemon_and_leaves_nothing() {
         &sleeper(&sandbox),
         "300",
     ]));
-    assert_eq!(code(&output), 1);
-    assert!(
-        stderr(&output).contains("was not ready after 0.5s"),
-        "{}",
-        stderr(&output)
-    );
-    nothing_left(&sandbox, "d");
+    failed(&sandbox, &output, 1, "was not ready after 0.5s");
 }
 
 #[test]
@@ -460,13 +454,7 @@ fn notify_errno_fails_the_start_with_that_error() {
         "\"$DAEMONIC\" notify 'STATUS=cannot open config' ERRNO=2\nexec \"$SLEEP\" 300",
     );
     let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
-    assert_eq!(code(&output), 1);
-    let message = stderr(&output);
-    assert!(
-        message.contains("ERRNO=2 (No such file or directory"),
-        "{message}"
-    );
-    nothing_left(&sandbox, "d");
+    failed(&sandbox, &output, 1, "ERRNO=2 (No such file or directory");
 }
 
 #[test]
@@ -474,13 +462,7 @@ fn notify_reports_a_program_that_exits_early() {
     let sandbox = Sandbox::new();
     let program = script(&sandbox, "early.sh", "exit 3");
     let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
-    assert_eq!(code(&output), 1);
-    assert!(
-        stderr(&output).contains("before it was ready"),
-        "{}",
-        stderr(&output)
-    );
-    nothing_left(&sandbox, "d");
+    failed(&sandbox, &output, 1, "before it was ready");
 }
 
 #[test]
@@ -507,13 +489,12 @@ fn ready_fd_closed_without_a_newline_fails() {
     let program = script(&sandbox, "s6bad.sh", "exec 3>&-\nexec \"$SLEEP\" 300");
     let output =
         run(daemonic(&sandbox).args(["start", "-n", "d", "--ready-fd", "3", "--", &program]));
-    assert_eq!(code(&output), 1);
-    assert!(
-        stderr(&output).contains("closed descriptor 3 without writing a newline"),
-        "{}",
-        stderr(&output)
+    failed(
+        &sandbox,
+        &output,
+        1,
+        "closed descriptor 3 without writing a newline",
     );
-    nothing_left(&sandbox, "d");
 }
 
 #[test]
@@ -607,6 +588,18 @@ fn list_shows_every_daemon_with_its_state() {
 }
 
 // ---- bad input: a documented exit code, one line naming the thing, nothing left ----
+
+/// Asserts a start failed with `want_code` and one line containing `want_text`, and left nothing.
+fn failed(sandbox: &Sandbox, output: &Output, want_code: i32, want_text: &str) {
+    let message = stderr(output);
+    assert_eq!(code(output), want_code, "{message}");
+    assert!(
+        message.contains(want_text),
+        "wanted {want_text:?} in {message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+    nothing_left(sandbox, "d");
+}
 
 fn bad_start(sandbox: &Sandbox, flags: &[&str], program: &[&str], want_code: i32, want_text: &str) {
     let output = run(daemonic(sandbox)
