@@ -764,8 +764,9 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
 
 /// The daemon(7) steps that run in the daemon, in order. Async-signal-safe: system calls only.
 fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
-    // Steps 2-3: default dispositions (Rust ignores SIGPIPE) and an empty mask.
-    signals::reset_signals().map_err(|e| (Step::Signals, e))?;
+    // Steps 2-3: default dispositions and an empty mask (a Rust program that goes on as the
+    // daemon keeps its runtime's ignored SIGPIPE; an executed program gets the default).
+    signals::reset_signals(launch.exec.is_none()).map_err(|e| (Step::Signals, e))?;
     // Step 1: close everything inherited, except what was asked for and what we use.
     fds::close_inherited_fds(&launch.keep, launch.max_fd);
     // Step 9: standard streams.

@@ -8,11 +8,18 @@ use std::io;
 
 /// Sets every signal's disposition to `SIG_DFL` and clears the signal mask. Async-signal-safe.
 ///
-/// Signals that cannot be changed (`SIGKILL`, `SIGSTOP`, and the real-time signals the C library
-/// reserves for itself) are skipped: `sigaction` refuses them with `EINVAL`.
+/// With `keep_sigpipe_ignored`, a `SIGPIPE` that was ignored stays ignored: when the calling Rust
+/// program itself goes on as the daemon, its runtime ignored `SIGPIPE` at start-up and its code
+/// relies on `EPIPE` errors (a write to a closed socket must not kill the daemon). Programs it
+/// executes later get the default back from `std::process::Command`. When daemonic executes a
+/// program itself, nothing is kept.
+///
+/// `SIGKILL` and `SIGSTOP` cannot be changed; the real-time signals glibc reserves are reset with
+/// the raw system call.
 ///
 /// References: sigaction(2), sigprocmask(2), daemon(7).
-pub(crate) fn reset_signals() -> io::Result<()> {
+pub(crate) fn reset_signals(keep_sigpipe_ignored: bool) -> io::Result<()> {
+    let sigpipe_ignored = keep_sigpipe_ignored && is_ignored(libc::SIGPIPE);
     for signo in 1..max_signal() {
         if signo == libc::SIGKILL || signo == libc::SIGSTOP {
             continue;
@@ -29,6 +36,10 @@ pub(crate) fn reset_signals() -> io::Result<()> {
             reset_reserved(signo);
         }
     }
+    if sigpipe_ignored {
+        // SAFETY: signal() with SIG_IGN has no memory effects.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    }
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it.
     let ret = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -39,6 +50,15 @@ pub(crate) fn reset_signals() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether `signo` is currently ignored. Async-signal-safe.
+fn is_ignored(signo: libc::c_int) -> bool {
+    // SAFETY: a null new action only queries; `old` is written by sigaction.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signo, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// glibc's `sigaction` refuses the real-time signals it reserves (32 and 33), but a launcher can
