@@ -201,12 +201,32 @@ impl Daemon {
 
     /// Foreground mode: every step except the forks and `setsid`, for systemd and containers;
     /// [`Running::ready`] then sends `READY=1` to `$NOTIFY_SOCKET` when one is set.
+    ///
+    /// # Example
+    /// ```no_run
+    /// // Type=notify under systemd: no forks, same pidfile, privilege drop and readiness.
+    /// let under_systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
+    /// let mut daemon = daemonic::Daemon::new()
+    ///     .foreground(under_systemd)
+    ///     .stdout(daemonic::Stdio::Inherit)
+    ///     .stderr(daemonic::Stdio::Inherit)
+    ///     .start()?;
+    /// daemon.ready()?;
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
     pub fn foreground(mut self, on: bool) -> Daemon {
         self.foreground = on;
         self
     }
 
     /// Reports readiness as soon as the procedure is done, for programs with nothing to prepare.
+    ///
+    /// # Example
+    /// ```no_run
+    /// let _daemon = daemonic::Daemon::new().ready_at_start(true).start()?;
+    /// // The launcher has exited already.
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
     pub fn ready_at_start(mut self, on: bool) -> Daemon {
         self.ready_at_start = on;
         self
@@ -245,6 +265,21 @@ impl Daemon {
     /// [`Running::ready`] and exits 0, or prints the failure on its stderr and exits 1.
     ///
     /// Errors found before the first fork are returned in the calling process.
+    ///
+    /// # Example
+    /// ```no_run
+    /// fn main() -> Result<(), daemonic::Error> {
+    ///     let mut daemon = daemonic::Daemon::new()
+    ///         .pidfile("/run/worker.pid")
+    ///         .stderr(daemonic::Stdio::append("/var/log/worker.log"))
+    ///         .start()?; // the launcher waits here; the daemon continues below
+    ///     // ... open sockets, read configuration; errors printed now reach the launcher ...
+    ///     daemon.ready()?;
+    ///     loop {
+    ///         std::thread::park(); // serve
+    ///     }
+    /// }
+    /// ```
     pub fn start(self) -> Result<Running, Error> {
         let checked = self.validate()?;
         if self.foreground {
@@ -277,6 +312,18 @@ impl Daemon {
     /// Executes `program` as a daemon and returns, in the calling process, once it is ready
     /// (see [`Readiness`]); on any failure the half-started daemon is stopped, the pidfile
     /// removed, and the error returned. The daemon is a child of init, not of the caller.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, Program, Readiness};
+    /// let spawned = Daemon::new()
+    ///     .pidfile("/run/api.pid")
+    ///     .user("api")
+    ///     .readiness(Readiness::Notify)
+    ///     .spawn(&Program::new("/usr/bin/api-server").arg("--port=8080"))?;
+    /// println!("api is ready as pid {}", spawned.pid());
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
     pub fn spawn(self, program: &Program) -> Result<Spawned, Error> {
         self.spawn_with(program, |_| {})
     }

@@ -127,23 +127,9 @@ fn parse_fd(name: &[u8]) -> Option<RawFd> {
     (digits > 0).then_some(value)
 }
 
-/// The seed's method, kept as the last resort: one `close` per descriptor up to a bound.
+/// The seed's method, kept as the last resort: one `close` per descriptor below `max_fd`.
 fn close_by_loop(keep: &[RawFd], max_fd: RawFd) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    let bound = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
-        && limit.rlim_cur != libc::RLIM_INFINITY
-    {
-        RawFd::try_from(limit.rlim_cur)
-            .unwrap_or(max_fd)
-            .min(max_fd.max(1024))
-    } else {
-        max_fd
-    };
-    for fd in 3..bound {
+    for fd in 3..max_fd {
         if keep.binary_search(&fd).is_err() {
             // SAFETY: the caller owns every descriptor outside `keep`; EBADF is harmless.
             unsafe { libc::close(fd) };

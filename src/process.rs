@@ -237,6 +237,12 @@ pub(crate) fn is_descendant(pid: u32, ancestor: u32) -> bool {
 }
 
 /// The command line of `pid`, its arguments joined by spaces.
+///
+/// # Example
+/// ```
+/// let me = daemonic::command_line(std::process::id()).unwrap();
+/// assert!(!me.is_empty());
+/// ```
 pub fn command_line(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let parts: Vec<String> = raw
@@ -248,6 +254,12 @@ pub fn command_line(pid: u32) -> Option<String> {
 }
 
 /// How long `pid` has been running, from its start time and the system uptime.
+///
+/// # Example
+/// ```
+/// let up = daemonic::uptime(std::process::id()).unwrap();
+/// assert!(up < std::time::Duration::from_secs(24 * 3600));
+/// ```
 pub fn uptime(pid: u32) -> Option<Duration> {
     let stat = ProcStat::read(pid)?;
     // SAFETY: sysconf has no memory effects.

@@ -187,6 +187,15 @@ pub enum Stopped {
 ///
 /// Fails with [`ErrorKind::Os`] when the daemon outlives the schedule, and with
 /// [`ErrorKind::AlreadyRunning`] when the lock is held by a process the file does not name.
+///
+/// # Example
+/// ```
+/// use daemonic::stop::{stop, Schedule, Stopped};
+/// let dir = tempfile::tempdir()?;
+/// let outcome = stop(&dir.path().join("app.pid"), &"TERM/30/KILL/5".parse::<Schedule>()?)?;
+/// assert_eq!(outcome, Stopped::NotRunning(false));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
     let process = match holder(pidfile)? {
         Holder::Running(process) => process,
@@ -235,6 +244,14 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
 /// Sends `signal` to the daemon behind `pidfile`; returns its pid.
 ///
 /// Fails with [`ErrorKind::NotRunning`] when no daemon holds the pidfile.
+///
+/// # Example
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let err = daemonic::stop::signal(&dir.path().join("app.pid"), libc::SIGHUP).unwrap_err();
+/// assert_eq!(err.kind(), daemonic::ErrorKind::NotRunning);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn signal(pidfile: &Path, signal: libc::c_int) -> Result<u32, Error> {
     match holder(pidfile)? {
         Holder::Running(process) => {
