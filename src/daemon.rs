@@ -606,23 +606,7 @@ impl Daemon {
                 return Err(Error::os(step, launch.context.subject(step), err));
             }
         }
-        let Launch {
-            mut pidfile,
-            stdio,
-            placeholders,
-            environment,
-            status_w,
-            ..
-        } = launch;
-        drop(stdio);
-        drop(placeholders);
-        drop(status_w);
-        if let Some(p) = &mut pidfile {
-            p.close_writer();
-        }
-        // SAFETY: validate() refused a multi-threaded process and nothing since started a thread.
-        unsafe { environment.apply_in_process() };
-        let mut running = Running::new(std::process::id(), pidfile, None, None, true);
+        let mut running = launch.into_running(true);
         if self.ready_at_start {
             running.ready()?;
         }
@@ -641,33 +625,7 @@ impl Daemon {
             // launcher's buffers a second time.
             unsafe { libc::_exit(1) };
         }
-        let Launch {
-            mut pidfile,
-            stdio,
-            placeholders,
-            environment,
-            status_w,
-            relay_w,
-            ..
-        } = launch;
-        // close_inherited_fds closed the placeholders (they were not kept).
-        std::mem::forget(placeholders);
-        let mut stdio = stdio;
-        let stderr_target = stdio.take_stderr_for_relay(relay_w.is_some());
-        drop(stdio);
-        drop(relay_w);
-        if let Some(p) = &mut pidfile {
-            p.close_writer();
-        }
-        // SAFETY: validate() refused a multi-threaded process; the forks kept only this thread.
-        unsafe { environment.apply_in_process() };
-        let mut running = Running::new(
-            std::process::id(),
-            pidfile,
-            Some(status_w),
-            stderr_target,
-            false,
-        );
+        let mut running = launch.into_running(false);
         if self.ready_at_start {
             let _ = running.ready();
         }
@@ -715,6 +673,40 @@ struct Launch {
 }
 
 impl Launch {
+    /// In the process that goes on as the daemon, after the steps: closes what only the
+    /// procedure needed, applies the environment, and makes the handle. In foreground mode no
+    /// launcher listens, so the status pipe is closed too.
+    fn into_running(self, foreground: bool) -> Running {
+        let Launch {
+            mut pidfile,
+            mut stdio,
+            placeholders,
+            environment,
+            status_w,
+            relay_w,
+            ..
+        } = self;
+        // Only spawn reserves numbers; close_inherited_fds would have closed them: never drop.
+        std::mem::forget(placeholders);
+        let stderr_target = stdio.take_stderr_for_relay(relay_w.is_some());
+        drop(stdio);
+        drop(relay_w);
+        if let Some(p) = &mut pidfile {
+            p.close_writer();
+        }
+        // SAFETY: validate() refused a multi-threaded process, and the forks (if any) kept only
+        // this thread, so nothing reads the environment concurrently.
+        unsafe { environment.apply_in_process() };
+        let status = (!foreground).then_some(status_w);
+        Running::new(
+            std::process::id(),
+            pidfile,
+            status,
+            stderr_target,
+            foreground,
+        )
+    }
+
     /// Adds the descriptors the daemon uses itself to the caller's, sorted.
     fn finish_keep_list(&mut self) {
         let mut keep = std::mem::take(&mut self.keep);
