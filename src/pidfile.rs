@@ -307,21 +307,22 @@ impl PidfileState {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn is_locked(_file: &File, dev: u64, ino: u64) -> io::Result<bool> {
-    let locks = std::fs::read_to_string("/proc/locks")?;
-    // Each line: "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; blocked waiters start "->".
-    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
-    Ok(locks.lines().any(|line| {
-        let mut fields = line.split_whitespace();
-        let _ = fields.next();
-        let kind = fields.next();
-        kind == Some("FLOCK") && fields.nth(3) == Some(want.as_str())
-    }))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn is_locked(file: &File, _dev: u64, _ino: u64) -> io::Result<bool> {
+/// Whether a process holds a flock on the file: looked up in `/proc/locks` on Linux, which takes
+/// no lock (a concurrent start never sees it held by us); elsewhere, or where `/proc/locks` is
+/// hidden, a brief shared `flock` probe.
+fn is_locked(file: &File, dev: u64, ino: u64) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
+        // Each line: "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; blocked waiters "->".
+        let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+        return Ok(locks.lines().any(|line| {
+            let mut fields = line.split_whitespace();
+            let _ = fields.next();
+            let kind = fields.next();
+            kind == Some("FLOCK") && fields.nth(3) == Some(want.as_str())
+        }));
+    }
+    let _ = (dev, ino);
     match file.try_lock_shared() {
         Ok(()) => {
             file.unlock()?;
