@@ -50,6 +50,30 @@ fn script(sandbox: &Sandbox, name: &str, body: &str) -> String {
     path.display().to_string()
 }
 
+/// A program that copies the environment it was executed with (`/proc/$$/environ`, exactly the
+/// envp daemonic passed) to a file, then signals readiness on descriptor 3: start it with
+/// `--ready-fd 3`. Returns the program and the file.
+fn env_reporter(sandbox: &Sandbox) -> (String, PathBuf) {
+    let file = sandbox.path("environ.txt");
+    let program = script(
+        sandbox,
+        "env.sh",
+        &format!(
+            "tr '\\0' '\\n' < /proc/$$/environ > {0}.tmp && mv {0}.tmp {0}\necho >&3\nexec \"$SLEEP\" 300",
+            file.display()
+        ),
+    );
+    (program, file)
+}
+
+fn reported_env(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .expect("the program reported its environment")
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 fn code(output: &Output) -> i32 {
     output.status.code().expect("exit code")
 }
@@ -137,7 +161,24 @@ fn start_runs_the_program_itself_as_a_daemon() {
         "the stray descriptor 7 was inherited: {open:?}"
     );
     assert!(is_flocked(&pidfile(&sandbox, "d")));
-    assert!(!environ(pid).iter().any(|v| v.starts_with("NOTIFY_SOCKET=")));
+}
+
+#[test]
+fn an_inherited_notify_socket_is_not_passed_on() {
+    // As when `daemonic start` runs inside a systemd service: that socket is the service's.
+    let sandbox = Sandbox::new();
+    let (program, file) = env_reporter(&sandbox);
+    let output = run(daemonic(&sandbox)
+        .env("NOTIFY_SOCKET", "/run/systemd/notify")
+        .env("VISIBLE", "yes")
+        .args(["start", "-n", "d", "--ready-fd", "3", "--", &program]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let env = reported_env(&file);
+    assert!(env.contains(&"VISIBLE=yes".to_string()), "{env:?}");
+    assert!(
+        !env.iter().any(|v| v.starts_with("NOTIFY_SOCKET=")),
+        "{env:?}"
+    );
 }
 
 #[test]
@@ -146,28 +187,34 @@ fn start_applies_directory_umask_environment_and_output() {
     let log = sandbox.path("out.log");
     std::fs::write(&log, "earlier line\n").unwrap();
     let dir = sandbox.dir.path().display().to_string();
-    let pid = start_sleeper(
-        &sandbox,
+    let (program, env_file) = env_reporter(&sandbox);
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
         "d",
-        &[
-            "-d",
-            &dir,
-            "-m",
-            "027",
-            "--clear-env",
-            "-e",
-            "MODE=prod",
-            "-e",
-            "EMPTY=",
-            "-o",
-            log.to_str().unwrap(),
-            "--append",
-        ],
-    );
+        "-d",
+        &dir,
+        "-m",
+        "027",
+        "--clear-env",
+        "-e",
+        "MODE=prod",
+        "-e",
+        "EMPTY=",
+        "-o",
+        log.to_str().unwrap(),
+        "--append",
+        "--ready-fd",
+        "3",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
     assert_eq!(cwd(pid), sandbox.dir.path());
     assert_eq!(status(pid, "Umask"), "0027");
     assert_eq!(
-        environ(pid),
+        reported_env(&env_file),
         vec!["MODE=prod".to_string(), "EMPTY=".to_string()]
     );
     let open = fds(pid);
@@ -344,7 +391,7 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
         &sandbox,
         "late.sh",
         &format!(
-            "\"$DAEMONIC\" notify 'STATUS=loading cache'\nsleep 0.3\ntouch {}\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+            "\"$DAEMONIC\" notify 'STATUS=loading cache'\nsleep 0.3\necho \"$NOTIFY_SOCKET\" > {}\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
             flag.display()
         ),
     );
@@ -355,13 +402,15 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
         "{}",
         stderr(&output)
     );
-    assert!(flag.exists(), "start returned before the program was ready");
-    let pid = pid_in(&pidfile(&sandbox, "d"));
+    // Written by the program just before READY=1 (reading /proc/PID/environ here could race
+    // the script's exec of sleep, during which it reads empty).
+    let socket =
+        std::fs::read_to_string(&flag).expect("start returned before the program was ready");
     assert!(
-        environ(pid)
-            .iter()
-            .any(|v| v.starts_with("NOTIFY_SOCKET=@"))
+        socket.starts_with('@'),
+        "an abstract NOTIFY_SOCKET: {socket:?}"
     );
+    let pid = pid_in(&pidfile(&sandbox, "d"));
     let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["state"], "running");
@@ -545,18 +594,33 @@ fn stop_reports_a_daemon_that_outlives_the_schedule() {
 fn restart_starts_the_recorded_command_again() {
     let sandbox = Sandbox::new();
     let log = sandbox.path("log");
-    let first = start_sleeper(
-        &sandbox,
+    let (program, env_file) = env_reporter(&sandbox);
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
         "d",
-        &["-o", log.to_str().unwrap(), "-e", "KEPT=1"],
-    );
-    let output = run(daemonic(&sandbox).args(["restart", "-n", "d"]));
+        "-o",
+        log.to_str().unwrap(),
+        "-e",
+        "KEPT=1",
+        "--ready-fd",
+        "3",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let first = pid_in(&pidfile(&sandbox, "d"));
+    std::fs::remove_file(&env_file).unwrap();
+    let output = run(daemonic(&sandbox)
+        .env_remove("KEPT")
+        .args(["restart", "-n", "d"]));
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let second = pid_in(&pidfile(&sandbox, "d"));
     assert_ne!(first, second);
     wait_gone(first);
     assert_eq!(sandbox.processes(), vec![second]);
-    assert!(environ(second).contains(&"KEPT=1".to_string()));
+    // The restarted program reported again, with the recorded flags and environment.
+    assert!(reported_env(&env_file).contains(&"KEPT=1".to_string()));
     assert_eq!(fds(second)[&1], log.display().to_string());
 }
 
