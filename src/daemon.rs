@@ -776,6 +776,8 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
     }
     // First child: a new session without a controlling terminal, then the second fork so the
     // daemon is not a session leader and can never acquire a terminal again.
+    // SAFETY: getpid has no preconditions.
+    let child1 = unsafe { libc::getpid() };
     // SAFETY: setsid, fork, getpid and _exit are async-signal-safe system calls.
     unsafe {
         if libc::setsid() < 0 {
@@ -798,7 +800,43 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
         }
         channel::send(status_fd, Record::Pid(libc::getpid() as u32));
     }
+    wait_until_reparented(child1);
     Ok(Fork::Daemon(ends))
+}
+
+/// Waits in the daemon until the first child has exited and the daemon has been handed to init
+/// (or the nearest subreaper), so that from here on `getppid()` is what it stays. A pidfd fires
+/// only after the kernel has reparented the exiting process's children. Async-signal-safe.
+///
+/// References: pidfd_open(2), exit(2).
+fn wait_until_reparented(child1: libc::pid_t) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child1, 0) } as libc::c_int;
+        if fd >= 0 {
+            // Opened while child1 was still our parent, the pidfd is child1's (a pid is not
+            // reused while its process exists); otherwise we were reparented already.
+            // SAFETY: getppid has no preconditions.
+            if unsafe { libc::getppid() } == child1 {
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; EINTR just ends the wait early.
+                unsafe { libc::poll(&mut pfd, 1, -1) };
+            }
+            // SAFETY: `fd` was opened above and is closed once.
+            unsafe { libc::close(fd) };
+            return;
+        }
+    }
+    // No pidfds: yield until the parent changes.
+    // SAFETY: getppid and sched_yield have no preconditions.
+    while unsafe { libc::getppid() } == child1 {
+        unsafe { libc::sched_yield() };
+    }
 }
 
 /// The daemon(7) steps that run in the daemon, in order. Async-signal-safe: system calls only.

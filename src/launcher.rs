@@ -538,12 +538,16 @@ impl Launcher {
         let Some(daemon) = &self.daemon else { return };
         let group = -self.child1;
         for signal in [libc::SIGTERM, libc::SIGKILL] {
-            let alive = daemon.is_alive();
+            if !daemon.is_alive() {
+                break;
+            }
             let _ = daemon.signal(signal);
-            // SAFETY: kill has no memory effects; the group id is the daemon's session leader's
-            // pid, which the kernel does not reuse while the group has members.
+            // The group's id is the first child's pid. While the daemon lives, its group exists
+            // and the kernel cannot hand that number to anyone else; checked just above, so the
+            // group signal never reaches an unrelated group that reused the number.
+            // SAFETY: kill has no memory effects.
             unsafe { libc::kill(group, signal) };
-            if !alive || daemon.wait_exit(STOP_GRACE) {
+            if daemon.wait_exit(STOP_GRACE) {
                 break;
             }
         }

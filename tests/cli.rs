@@ -52,14 +52,15 @@ fn script(sandbox: &Sandbox, name: &str, body: &str) -> String {
 
 /// A program that copies the environment it was executed with (`/proc/$$/environ`, exactly the
 /// envp daemonic passed) to a file, then signals readiness on descriptor 3: start it with
-/// `--ready-fd 3`. Returns the program and the file.
+/// `--ready-fd 3`. Returns the program and the file. The newline is written from a subshell:
+/// dash runs a builtin `echo >&3` by moving its own fd 1 onto 3 for a moment.
 fn env_reporter(sandbox: &Sandbox) -> (String, PathBuf) {
     let file = sandbox.path("environ.txt");
     let program = script(
         sandbox,
         "env.sh",
         &format!(
-            "tr '\\0' '\\n' < /proc/$$/environ > {0}.tmp && mv {0}.tmp {0}\necho >&3\nexec \"$SLEEP\" 300",
+            "tr '\\0' '\\n' < /proc/$$/environ > {0}.tmp && mv {0}.tmp {0}\n(echo) >&3\nexec \"$SLEEP\" 300",
             file.display()
         ),
     );

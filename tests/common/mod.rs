@@ -63,16 +63,31 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        for pid in self.processes() {
-            // SAFETY: kill has no memory effects.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-        for pid in self.processes() {
-            if let Ok(p) = daemonic::Process::open(pid) {
-                p.wait_exit(Duration::from_secs(5));
+        // A process in the middle of an exec shows an empty command line, so one scan can miss
+        // it: scan, kill and wait until a scan finds nothing. Each kill goes through a pidfd
+        // after the tag is checked again, so a pid reused meanwhile is never hit.
+        let tag = self.tag();
+        for _ in 0..100 {
+            let found = self.processes();
+            if found.is_empty() {
+                break;
+            }
+            for pid in found {
+                let Ok(process) = daemonic::Process::open(pid) else {
+                    continue;
+                };
+                if mentions(pid, &tag) {
+                    let _ = process.signal(libc::SIGKILL);
+                    process.wait_exit(Duration::from_secs(10));
+                }
             }
         }
     }
+}
+
+fn mentions(pid: u32, tag: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(tag))
 }
 
 pub fn processes_mentioning(tag: &str) -> Vec<u32> {
@@ -92,11 +107,8 @@ pub fn processes_mentioning(tag: &str) -> Vec<u32> {
         if pid == me {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
         let alive = ProcStat::read(pid).is_some_and(|s| s.state != 'Z');
-        if alive && String::from_utf8_lossy(&cmdline).contains(tag) {
+        if alive && mentions(pid, tag) {
             found.push(pid);
         }
     }
