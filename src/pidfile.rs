@@ -246,6 +246,7 @@ pub(crate) fn read_pid(path: &Path) -> Option<u32> {
 pub struct PidfileState {
     exists: bool,
     locked: bool,
+    locker: Option<u32>,
     pid: Option<u32>,
     dev: u64,
     ino: u64,
@@ -267,6 +268,7 @@ impl PidfileState {
                 return Ok(PidfileState {
                     exists: false,
                     locked: false,
+                    locker: None,
                     pid: None,
                     dev: 0,
                     ino: 0,
@@ -275,11 +277,12 @@ impl PidfileState {
             Err(err) => return Err(pidfile_error(path, err)),
         };
         let meta = file.metadata().map_err(|e| pidfile_error(path, e))?;
-        let locked =
-            is_locked(&file, meta.dev(), meta.ino()).map_err(|e| pidfile_error(path, e))?;
+        let (locked, locker) =
+            lock_holder(&file, meta.dev(), meta.ino()).map_err(|e| pidfile_error(path, e))?;
         Ok(PidfileState {
             exists: true,
             locked,
+            locker,
             pid: read_pid(path),
             dev: meta.dev(),
             ino: meta.ino(),
@@ -301,34 +304,41 @@ impl PidfileState {
         self.pid
     }
 
+    /// The process that took the lock, as `/proc/locks` names it (Linux): the launcher that
+    /// started the daemon, which may have exited since.
+    pub(crate) fn locker(&self) -> Option<u32> {
+        self.locker
+    }
+
     /// The file's device and inode, which identify it in `/proc/PID/fd`.
     pub(crate) fn identity(&self) -> (u64, u64) {
         (self.dev, self.ino)
     }
 }
 
-/// Whether a process holds a flock on the file: looked up in `/proc/locks` on Linux, which takes
-/// no lock (a concurrent start never sees it held by us); elsewhere, or where `/proc/locks` is
-/// hidden, a brief shared `flock` probe.
-fn is_locked(file: &File, dev: u64, ino: u64) -> io::Result<bool> {
+/// Whether a process holds a flock on the file, and which process took it: looked up in
+/// `/proc/locks` on Linux, which takes no lock (a concurrent start never sees it held by us);
+/// elsewhere, or where `/proc/locks` is hidden, a brief shared `flock` probe (no locker).
+fn lock_holder(file: &File, dev: u64, ino: u64) -> io::Result<(bool, Option<u32>)> {
     #[cfg(target_os = "linux")]
     if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
         // Each line: "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; blocked waiters "->".
         let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
-        return Ok(locks.lines().any(|line| {
-            let mut fields = line.split_whitespace();
-            let _ = fields.next();
-            let kind = fields.next();
-            kind == Some("FLOCK") && fields.nth(3) == Some(want.as_str())
-        }));
+        for line in locks.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&want.as_str()) {
+                return Ok((true, fields.get(4).and_then(|p| p.parse().ok())));
+            }
+        }
+        return Ok((false, None));
     }
     let _ = (dev, ino);
     match file.try_lock_shared() {
         Ok(()) => {
             file.unlock()?;
-            Ok(false)
+            Ok((false, None))
         }
-        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok((true, None)),
         Err(TryLockError::Error(err)) => Err(err),
     }
 }

@@ -61,6 +61,28 @@ pub fn holder(pidfile: &Path) -> Result<Holder, Error> {
     }
 }
 
+/// Whether the daemon behind `pidfile` is still being started: the launcher that took the lock
+/// is alive, is not the daemon, and still has the pidfile open (it keeps it until the daemon is
+/// ready or has failed). Derived from the kernel's lock table, so it needs no record. Linux.
+///
+/// # Example
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// assert!(!daemonic::stop::is_starting(&dir.path().join("x.pid"), std::process::id()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn is_starting(pidfile: &Path, daemon: u32) -> bool {
+    let Ok(state) = PidfileState::read(pidfile) else {
+        return false;
+    };
+    let Some(locker) = state.locker().filter(|&l| l != daemon) else {
+        return false;
+    };
+    let (dev, ino) = state.identity();
+    // The pidfd pins the locker; the file check then rules out a pid reused since it exited.
+    Process::open(locker).is_ok_and(|p| p.is_alive() && p.holds_file(dev, ino).unwrap_or(false))
+}
+
 /// One step of a stop schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

@@ -78,12 +78,8 @@ impl Report {
                 report.pid = Some(pid);
                 report.uptime_secs = daemonic::uptime(pid).map(|d| d.as_secs());
                 report.command = daemonic::command_line(pid);
-                // A running daemon is ready unless the start that launched it is still waiting.
-                report.ready = Some(
-                    !record
-                        .as_ref()
-                        .is_some_and(|r| r.pid == pid && r.is_starting()),
-                );
+                // Ready unless the launcher that started it is still waiting for readiness.
+                report.ready = Some(!daemonic::stop::is_starting(pidfile, pid));
             }
             Ok(Holder::Dead(pid)) => {
                 report.state = "dead";

@@ -28,8 +28,6 @@ pub struct Record {
     pub started_at: f64,
     /// "exec", "notify", or "fd N".
     pub readiness: String,
-    /// The launching `daemonic start`: while it runs, the daemon is not ready yet.
-    pub launcher: u32,
 }
 
 /// The record's path for a pidfile.
@@ -78,20 +76,6 @@ impl Record {
 /// Removes the record for a pidfile, if any.
 pub fn remove(pidfile: &Path) {
     let _ = std::fs::remove_file(path_for(pidfile));
-}
-
-impl Record {
-    /// Whether the `start` that wrote this record is still waiting for readiness: its launcher
-    /// runs and is a `daemonic` process (a reused pid would be some other program).
-    pub fn is_starting(&self) -> bool {
-        let Some(command) = daemonic::command_line(self.launcher) else {
-            return false;
-        };
-        let alive = daemonic::ProcStat::read(self.launcher).is_some_and(|s| s.state != 'Z');
-        alive
-            && command.contains("daemonic")
-            && (command.contains(" start") || command.contains(" restart"))
-    }
 }
 
 pub fn now() -> f64 {

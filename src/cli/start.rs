@@ -209,13 +209,12 @@ pub fn run(args: &StartArgs, recorded: Option<&Record>) -> Result<u8, Failure> {
             Readiness::Notify => "notify".into(),
             Readiness::Fd(n) => format!("fd {n}"),
         },
-        launcher: std::process::id(),
     };
     let mut saved: Option<Result<(), Failure>> = None;
     let result = daemon.spawn_with(&program, |progress| match progress {
         // The record is written while the daemon runs its steps and the launcher would only
-        // wait: it costs the start no time. `status` tells "starting" from "ready" by whether
-        // this launcher still runs, so nothing is written after readiness.
+        // wait: it costs the start no time. `status` tells "starting" from "ready" from the
+        // kernel's lock table (this launcher took the lock), so nothing is written afterwards.
         Progress::Started { pid } => {
             record.pid = pid;
             saved = Some(record.save());
