@@ -11,18 +11,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{max_nofile, with_nofile};
+use common::{build_release, max_nofile, median, with_nofile};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--example", "fixture"])
-        .current_dir(root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the fixture failed");
-    let fixture = root.join("target/release/examples/fixture");
-    let seed = root.join("bench/seed.py");
+    let fixture = build_release(["--example", "fixture"]);
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/seed.py");
     let max = max_nofile();
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -65,13 +58,6 @@ fn row(name: &str, low: Duration, high: Duration) {
 
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
-}
-
-fn median(runs: usize, mut once: impl FnMut() -> Duration) -> Duration {
-    once(); // warm caches
-    let mut times: Vec<Duration> = (0..runs).map(|_| once()).collect();
-    times.sort();
-    times[runs / 2]
 }
 
 /// daemonic: the launcher exits 0 once the daemon is ready; the daemon then exits by itself.

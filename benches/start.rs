@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{max_nofile, with_nofile};
+use common::{build_release, max_nofile, median, with_nofile};
 
 const RUNS: usize = 30;
 
@@ -21,14 +21,7 @@ const RUNS: usize = 30;
 type Runner = Box<dyn Fn(u64) -> Duration>;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "daemonic"])
-        .current_dir(root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building daemonic failed");
-    let daemonic = root.join("target/release/daemonic");
+    let daemonic = build_release(["--bin", "daemonic"]);
     let sleep = which("sleep").expect("sleep on PATH");
     let dir = tempfile::tempdir().expect("tempdir");
     let max = max_nofile();
@@ -72,8 +65,8 @@ fn main() {
     );
     let mut results = Vec::new();
     for (name, run) in &peers {
-        let low = median(|| run(1024));
-        let high = median(|| run(max));
+        let low = median(RUNS, || run(1024));
+        let high = median(RUNS, || run(max));
         println!(
             "{:<32} {:>10.2}ms {:>12.2}ms {:>7.2}x",
             name,
@@ -95,13 +88,6 @@ fn main() {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn median(mut once: impl FnMut() -> Duration) -> Duration {
-    once();
-    let mut times: Vec<Duration> = (0..RUNS).map(|_| once()).collect();
-    times.sort();
-    times[RUNS / 2]
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -310,7 +310,7 @@ impl Launcher {
                 state = next(state, event, self.mode, &self.context, self.timeout);
             }
         }
-        self.relay_stderr(Duration::ZERO);
+        self.relay_stderr();
         match state {
             State::Ready { pid } => Ok(pid),
             State::Failed(err) => {
@@ -374,7 +374,7 @@ impl Launcher {
             self.read_status(&mut events, on_progress);
         }
         if ready(RELAY) {
-            self.relay_stderr(Duration::ZERO);
+            self.relay_stderr();
         }
         if ready(READY) {
             self.read_ready_fd(&mut events);
@@ -446,7 +446,7 @@ impl Launcher {
     }
 
     /// Copies what the daemon wrote to stderr before readiness to our stderr.
-    fn relay_stderr(&mut self, _timeout: Duration) {
+    fn relay_stderr(&mut self) {
         let Some(fd) = &self.relay else { return };
         let mut buf = [0u8; 4096];
         loop {

@@ -349,16 +349,17 @@ fn stop_never_signals_an_unrelated_process_named_by_an_unlocked_pidfile() {
         1,
         "a pid is not an identity: the file is not locked"
     );
-    for verb in [
-        &["signal", "-p", pidfile.to_str().unwrap(), "KILL"][..],
-        &["stop", "-p", pidfile.to_str().unwrap()][..],
+    // signal: "not running" (7); stop: nothing to stop (0), the stale file removed.
+    for (verb, want) in [
+        (&["signal", "-p", pidfile.to_str().unwrap(), "KILL"][..], 7),
+        (&["stop", "-p", pidfile.to_str().unwrap()][..], 0),
     ] {
         let output = run(daemonic(&sandbox).args(verb));
+        assert_eq!(code(&output), want, "{verb:?}: {}", stderr(&output));
         assert!(
             innocent.0.try_wait().unwrap().is_none(),
             "{verb:?} signalled an unrelated process"
         );
-        let _ = output;
     }
     assert!(!pidfile.exists(), "stop removed the stale pidfile");
 }

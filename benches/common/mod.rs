@@ -1,8 +1,41 @@
-//! What the benchmarks share: the largest RLIMIT_NOFILE this machine allows, and a command that
-//! runs under a given limit.
+//! What the benchmarks share: building what they run, the largest RLIMIT_NOFILE this machine
+//! allows, a command that runs under a given limit, and the median of repeated runs.
 
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+/// Builds one target in release (`["--bin", "daemonic"]`, `["--example", "fixture"]`) and
+/// returns the path of the executable, in `$CARGO_TARGET_DIR` when that is set.
+pub fn build_release(target: [&str; 2]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", target[0], target[1]])
+        .current_dir(root)
+        .status()
+        .expect("cargo build");
+    assert!(
+        status.success(),
+        "building {} {} failed",
+        target[0],
+        target[1]
+    );
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    match target[0] {
+        "--example" => target_dir.join("release/examples").join(target[1]),
+        _ => target_dir.join("release").join(target[1]),
+    }
+}
+
+/// The median of `runs` timings, after one untimed warm-up run.
+pub fn median(runs: usize, mut once: impl FnMut() -> Duration) -> Duration {
+    once();
+    let mut times: Vec<Duration> = (0..runs).map(|_| once()).collect();
+    times.sort();
+    times[runs / 2]
+}
 
 /// The largest RLIMIT_NOFILE this process may set: `/proc/sys/fs/nr_open` with
 /// CAP_SYS_RESOURCE (needed to raise the hard limit), else the current hard limit.

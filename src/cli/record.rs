@@ -23,7 +23,6 @@ pub struct Record {
     pub env: Vec<(String, String)>,
     /// The program and its arguments.
     pub command: Vec<String>,
-    pub pid: u32,
     /// Seconds since the epoch when start began.
     pub started_at: f64,
     /// "exec", "notify", or "fd N".

@@ -186,7 +186,7 @@ pub fn run(args: &StartArgs, recorded: Option<&Record>) -> Result<u8, Failure> {
     daemon = daemon.readiness(readiness);
     let program = Program::new(&args.command[0]).args(&args.command[1..]);
 
-    let mut record = Record {
+    let record = Record {
         name: args.target.name.clone(),
         pidfile: pidfile.clone(),
         args: match recorded {
@@ -202,7 +202,6 @@ pub fn run(args: &StartArgs, recorded: Option<&Record>) -> Result<u8, Failure> {
             None => std::env::vars().collect(),
         },
         command: args.command.clone(),
-        pid: 0,
         started_at: record::now(),
         readiness: match readiness {
             Readiness::Exec => "exec".into(),
@@ -215,10 +214,7 @@ pub fn run(args: &StartArgs, recorded: Option<&Record>) -> Result<u8, Failure> {
         // The record is written while the daemon runs its steps and the launcher would only
         // wait: it costs the start no time. `status` tells "starting" from "ready" from the
         // kernel's lock table (this launcher took the lock), so nothing is written afterwards.
-        Progress::Started { pid } => {
-            record.pid = pid;
-            saved = Some(record.save());
-        }
+        Progress::Started { .. } => saved = Some(record.save()),
         Progress::Status(status) => eprintln!("daemonic start: {label}: {status}"),
         _ => {}
     });
