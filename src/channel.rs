@@ -3,7 +3,9 @@
 //!
 //! Records are fixed-size and written with one `write(2)` each: smaller than `PIPE_BUF`, so they
 //! arrive whole, and made without allocating, so the daemon can send them between fork and exec.
-//! The write end is close-on-exec: end-of-file after an exec means the exec succeeded.
+//! The write end is close-on-exec: end-of-file after an exec means the exec succeeded. A keeper
+//! also sends the program's pid, its exit before readiness, and `STATUS=` texts (a header with
+//! the length, then the bytes, in the same single write).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -11,47 +13,68 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use crate::error::Step;
 
 const RECORD: usize = 12;
+/// The longest text record's payload.
+const TEXT_MAX: usize = 1024;
 
 /// What the daemon says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Record {
-    /// The daemon (the final process) runs with this pid.
+    /// The daemon (the final process: a keeper, under supervision) runs with this pid.
     Pid(u32),
     /// The daemon is ready.
     Ready,
     /// A step failed with this errno.
     Failed(Step, i32),
+    /// A keeper's program runs with this pid.
+    Program(u32),
+    /// A keeper's program exited before it was ready, with this `waitpid` status.
+    Exited(i32),
+    /// A keeper's program sent this `STATUS=` text.
+    Text(String),
+    /// A keeper's program asked for this many more milliseconds (`EXTEND_TIMEOUT_USEC`).
+    Extend(u32),
 }
 
 impl Record {
-    fn encode(self) -> [u8; RECORD] {
+    /// The fixed-size part; a text record's bytes follow it.
+    fn encode(&self) -> [u8; RECORD] {
         let mut buf = [0u8; RECORD];
+        let mut word = |kind: u8, at: usize, value: [u8; 4]| {
+            buf[0] = kind;
+            buf[at..at + 4].copy_from_slice(&value);
+        };
         match self {
-            Record::Pid(pid) => {
-                buf[0] = 1;
-                buf[4..8].copy_from_slice(&pid.to_ne_bytes());
-            }
-            Record::Ready => buf[0] = 2,
+            Record::Pid(pid) => word(1, 4, pid.to_ne_bytes()),
+            Record::Ready => word(2, 4, [0; 4]),
             Record::Failed(step, errno) => {
-                buf[0] = 3;
+                word(3, 8, errno.to_ne_bytes());
                 buf[1] = step.code();
-                buf[8..12].copy_from_slice(&errno.to_ne_bytes());
             }
+            Record::Program(pid) => word(4, 4, pid.to_ne_bytes()),
+            Record::Exited(status) => word(5, 4, status.to_ne_bytes()),
+            Record::Text(text) => word(6, 4, (text.len().min(TEXT_MAX) as u32).to_ne_bytes()),
+            Record::Extend(ms) => word(7, 4, ms.to_ne_bytes()),
         }
         buf
     }
 
-    fn decode(buf: &[u8; RECORD]) -> Option<Record> {
+    /// Decodes a fixed-size part; for a text record, the payload length it announces.
+    fn decode(buf: &[u8; RECORD]) -> Option<(Record, usize)> {
         let word = |at: usize| [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
-        match buf[0] {
-            1 => Some(Record::Pid(u32::from_ne_bytes(word(4)))),
-            2 => Some(Record::Ready),
-            3 => Some(Record::Failed(
-                Step::from_code(buf[1])?,
-                i32::from_ne_bytes(word(8)),
-            )),
-            _ => None,
-        }
+        let record = match buf[0] {
+            1 => Record::Pid(u32::from_ne_bytes(word(4))),
+            2 => Record::Ready,
+            3 => Record::Failed(Step::from_code(buf[1])?, i32::from_ne_bytes(word(8))),
+            4 => Record::Program(u32::from_ne_bytes(word(4))),
+            5 => Record::Exited(i32::from_ne_bytes(word(4))),
+            7 => Record::Extend(u32::from_ne_bytes(word(4))),
+            6 => {
+                let len = (u32::from_ne_bytes(word(4)) as usize).min(TEXT_MAX);
+                return Some((Record::Text(String::new()), len));
+            }
+            _ => return None,
+        };
+        Some((record, 0))
     }
 }
 
@@ -97,10 +120,25 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Sends one record. Async-signal-safe. Errors are ignored: a launcher that is gone cannot be
 /// told anything, and the daemon's own behaviour does not depend on it being heard.
 pub(crate) fn send(fd: RawFd, record: Record) {
-    let buf = record.encode();
+    write_once(fd, &record.encode());
+}
+
+/// Sends a text record (at most 1 KiB of it), header and bytes in one write. Not for use between
+/// fork and exec (the keeper sends these from its loop).
+pub(crate) fn send_text(fd: RawFd, text: &[u8]) {
+    let len = text.len().min(TEXT_MAX);
+    let mut buf = [0u8; RECORD + TEXT_MAX];
+    buf[0] = 6;
+    buf[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    buf[RECORD..RECORD + len].copy_from_slice(&text[..len]);
+    write_once(fd, &buf[..RECORD + len]);
+}
+
+/// One write (below `PIPE_BUF`, so it arrives whole), retried on `EINTR`. Async-signal-safe.
+fn write_once(fd: RawFd, buf: &[u8]) {
     loop {
         // SAFETY: `buf` is initialised and outlives the call.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), RECORD) };
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
         if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return;
         }
@@ -135,7 +173,7 @@ impl Receiver {
 
     /// Reads what is available (the caller polled first) and returns the complete records.
     pub(crate) fn read(&mut self) -> io::Result<Vec<Record>> {
-        let mut buf = [0u8; 256];
+        let mut buf = [0u8; 2048];
         // SAFETY: `buf` is writable for its length.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -153,10 +191,26 @@ impl Receiver {
         while self.pending.len() >= RECORD {
             let mut one = [0u8; RECORD];
             one.copy_from_slice(&self.pending[..RECORD]);
-            self.pending.drain(..RECORD);
-            if let Some(record) = Record::decode(&one) {
-                records.push(record);
+            let (record, extra) = match Record::decode(&one) {
+                Some(decoded) => decoded,
+                None => (Record::Ready, usize::MAX),
+            };
+            if extra == usize::MAX {
+                // Not a record: skip it.
+                self.pending.drain(..RECORD);
+                continue;
             }
+            if self.pending.len() < RECORD + extra {
+                break;
+            }
+            let record = match record {
+                Record::Text(_) => Record::Text(
+                    String::from_utf8_lossy(&self.pending[RECORD..RECORD + extra]).into_owned(),
+                ),
+                other => other,
+            };
+            self.pending.drain(..RECORD + extra);
+            records.push(record);
         }
         Ok(records)
     }
@@ -172,10 +226,17 @@ mod tests {
         let sent = [
             Record::Pid(4242),
             Record::Failed(Step::Setuid, libc::EPERM),
+            Record::Program(7),
+            Record::Text("warming up: 3/5".into()),
+            Record::Exited(256),
+            Record::Extend(20_000),
             Record::Ready,
         ];
-        for record in sent {
-            send(write.as_raw_fd(), record);
+        for record in sent.clone() {
+            match record {
+                Record::Text(text) => send_text(write.as_raw_fd(), text.as_bytes()),
+                other => send(write.as_raw_fd(), other),
+            }
         }
         drop(write);
         let mut receiver = Receiver::new(read);

@@ -22,9 +22,10 @@ use crate::launcher::{self, Launcher, Progress, Readiness};
 use crate::notify;
 use crate::pidfile::Pidfile;
 use crate::program::{self, Program};
-use crate::running::{Running, Spawned};
+use crate::running::{Running, Spawned, Supervised};
 use crate::signals;
 use crate::stdio::{Prepared, PreparedStdio, Stdio};
+use crate::supervise::Policy;
 
 /// How long the launcher waits for readiness unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -285,7 +286,7 @@ impl Daemon {
         if self.foreground {
             return self.run_foreground(checked);
         }
-        let mut launch = self.acquire(checked, None)?;
+        let mut launch = self.acquire(checked, None, false)?;
         let (child1, ends) = match fork_daemon(&mut launch)? {
             Fork::Daemon(ends) => {
                 // The launcher's ends are closed by close_inherited_fds below, not by us.
@@ -344,7 +345,7 @@ impl Daemon {
         }
         let checked = self.validate()?;
         let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
-        let mut launch = self.acquire(checked, Some(resolved))?;
+        let mut launch = self.acquire(checked, Some(resolved), false)?;
         match fork_daemon(&mut launch)? {
             Fork::Daemon(ends) => {
                 std::mem::forget(ends);
@@ -364,6 +365,128 @@ impl Daemon {
                 Ok(Spawned::new(pid))
             }
         }
+    }
+
+    /// Starts `program` under a keeper: a small process of ours, detached as a daemon, that
+    /// holds the pidfile's lock, runs the program as its child (with every option of this
+    /// builder applied to the program), restarts it by `policy`, stops all of it on request, and
+    /// keeps a status record beside the pidfile ([`crate::ServiceStatus`]). Returns once the
+    /// program is ready; on failure nothing is left behind.
+    ///
+    /// The pidfile names the program's pid (rewritten at each restart, empty between runs).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, Policy, Program, Restart};
+    /// let service = Daemon::new()
+    ///     .pidfile("/run/api.pid")
+    ///     .user("api")
+    ///     .supervise(&Program::new("/usr/bin/api-server"), Policy::new().restart(Restart::OnFailure))?;
+    /// println!("api runs as pid {} under keeper {}", service.pid(), service.keeper_pid());
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    pub fn supervise(self, program: &Program, policy: Policy) -> Result<Supervised, Error> {
+        self.supervise_with(program, policy, |_| {})
+    }
+
+    /// [`supervise`](Daemon::supervise), reporting [`Progress`] while it waits: the program's
+    /// pid once it runs, and each `STATUS=` it sends.
+    pub fn supervise_with(
+        self,
+        program: &Program,
+        policy: Policy,
+        mut on_progress: impl FnMut(Progress<'_>),
+    ) -> Result<Supervised, Error> {
+        if self.foreground {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Fork,
+                "foreground mode does not detach; use run() for a keeper in the foreground",
+            ));
+        }
+        if self.pidfile.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Pidfile,
+                "a supervised service needs a pidfile: its keeper is found through it",
+            ));
+        }
+        let checked = self.validate()?;
+        let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
+        let mut launch = self.acquire(checked, Some(resolved), true)?;
+        match fork_daemon(&mut launch)? {
+            Fork::Daemon(ends) => {
+                std::mem::forget(ends);
+                keeper_in_daemon(launch, self.readiness, policy)
+            }
+            Fork::Launcher(child1, ends) => {
+                let context = launch.context.clone();
+                // The keeper holds the lock now; the launcher's copy goes.
+                let pidfile_path = launch.pidfile.take().map(|p| p.path().to_path_buf());
+                drop(launch);
+                let outcome = Launcher::new(
+                    ends,
+                    child1,
+                    launcher::Mode::Keeper,
+                    self.timeout,
+                    context,
+                    None,
+                )
+                .wait_keeper(&mut on_progress);
+                match outcome {
+                    Ok((keeper, pid)) => Ok(Supervised::new(keeper, pid)),
+                    Err(err) => {
+                        if let Some(path) = &pidfile_path {
+                            // A keeper that was killed could not clean up after itself.
+                            let _ = crate::pidfile::remove_stale(path);
+                            if !crate::status::is_locked(path).unwrap_or(true) {
+                                let _ = std::fs::remove_file(crate::status::path_for(path));
+                                let _ = std::fs::remove_file(crate::control::socket_path(path));
+                            }
+                        }
+                        Err(err)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `program` under a keeper in this process, without detaching: for a container's
+    /// `ENTRYPOINT` (as PID 1 it reaps every orphan), a runit or s6 `run` script, or systemd
+    /// (`Type=notify`: readiness, `STATUS=` and `STOPPING=1` pass on to `$NOTIFY_SOCKET`).
+    /// `SIGTERM` and `SIGINT` stop the whole service; `SIGHUP`, `SIGQUIT`, `SIGUSR1`, `SIGUSR2`
+    /// and `SIGWINCH` are passed to the program's process group. Returns how the program last
+    /// ended; a shell's status for it is [`Exit::shell_code`](crate::Exit::shell_code).
+    ///
+    /// The standard streams given to this builder become this process's own (the program
+    /// inherits them); by default all three are inherited.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, Policy, Program, Stdio};
+    /// let exit = Daemon::new()
+    ///     .stdin(Stdio::Inherit).stdout(Stdio::Inherit).stderr(Stdio::Inherit)
+    ///     .run(&Program::new("nginx").args(["-g", "daemon off;"]), Policy::new())?;
+    /// std::process::exit(exit.map_or(1, |e| e.shell_code().into()));
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    pub fn run(self, program: &Program, policy: Policy) -> Result<Option<crate::Exit>, Error> {
+        let checked = self.validate()?;
+        let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
+        let mut launch = self.acquire(checked, Some(resolved), true)?;
+        // Nobody waits on the channels in the foreground.
+        drop(launch.ends.take());
+        if let Err((step, err)) = keeper_steps(&mut launch, false) {
+            if let Some(p) = &launch.pidfile {
+                let _ = p.remove();
+            }
+            return Err(Error::os(step, launch.context.subject(step), err));
+        }
+        let context = launch.context.clone();
+        let (setup, _) = keeper_setup(launch, self.readiness, policy, true);
+        let keeper = crate::keeper::Keeper::new(setup)
+            .map_err(|(step, err)| Error::os(step, context.subject(step), err))?;
+        Ok(keeper.run())
     }
 
     /// Validation without side effects (see [`check`](Daemon::check)).
@@ -448,8 +571,11 @@ impl Daemon {
         &self,
         checked: Checked,
         program: Option<program::Resolved>,
+        keeper: bool,
     ) -> Result<Launch, Error> {
-        let exec = program.is_some();
+        // Under a keeper, the program is started (and its readiness set up) by the keeper, and
+        // the lock stays with the keeper: nothing is reserved here.
+        let exec = program.is_some() && !keeper;
         // Reserve the numbers the daemon's descriptors must land on before opening anything
         // (the pidfile included), so that nothing opened here gets one of them and is then
         // clobbered by a dup2 in the daemon.
@@ -474,7 +600,7 @@ impl Daemon {
             lock: lock_target,
             placeholders,
         };
-        match self.acquire_rest(checked, program, targets) {
+        match self.acquire_rest(checked, program, targets, keeper) {
             Ok(mut launch) => {
                 launch.pidfile = pidfile;
                 launch.finish_keep_list();
@@ -494,6 +620,7 @@ impl Daemon {
         checked: Checked,
         program: Option<program::Resolved>,
         targets: Targets,
+        keeper: bool,
     ) -> Result<Launch, Error> {
         let exec = program.is_some();
         let Targets {
@@ -505,13 +632,16 @@ impl Daemon {
         let (status_r, status_w) =
             channel::pipe().map_err(|e| Error::os(Step::Fork, "status pipe", e))?;
         // Until ready(), the daemon's stderr goes to the launcher: errors are seen, not lost.
-        let relay =
-            if !exec && !self.foreground && !self.ready_at_start && self.stdio[2] != Stdio::Inherit
-            {
-                Some(channel::pipe().map_err(|e| Error::os(Step::Fork, "stderr pipe", e))?)
-            } else {
-                None
-            };
+        // Under a keeper the program's stderr goes through the keeper, which relays it too.
+        let relayed = match keeper {
+            true => !self.foreground,
+            false => !exec && !self.foreground && !self.ready_at_start,
+        };
+        let relay = if relayed && self.stdio[2] != Stdio::Inherit {
+            Some(channel::pipe().map_err(|e| Error::os(Step::Fork, "stderr pipe", e))?)
+        } else {
+            None
+        };
         let ready_pipe = match ready_target {
             Some(_) => {
                 Some(channel::pipe().map_err(|e| Error::os(Step::Readiness, "readiness pipe", e))?)
@@ -563,10 +693,18 @@ impl Daemon {
                 .as_ref()
                 .map(|c| (c.group_label.clone(), c.gid)),
             stdio: self.stdio.clone(),
-            ready_fd: ready_target,
+            ready_fd: match self.readiness {
+                Readiness::Fd(fd) if keeper => Some(fd),
+                _ => ready_target,
+            },
         };
         let (relay_r, relay_w) = relay.map_or((None, None), |(r, w)| (Some(r), Some(w)));
         let (ready_r, ready_w) = ready_pipe.map_or((None, None), |(r, w)| (Some(r), Some(w)));
+        // The keeper, not the launcher, listens for sd_notify.
+        let (listener, keeper_notify) = match keeper {
+            true => (None, listener),
+            false => (listener, None),
+        };
         Ok(Launch {
             checked,
             umask: self.umask,
@@ -579,8 +717,15 @@ impl Daemon {
             status_w,
             relay_w,
             keep: self.keep_fds.clone(),
+            keep_user: {
+                let mut fds = self.keep_fds.clone();
+                fds.sort_unstable();
+                fds.dedup();
+                fds
+            },
             placeholders,
             exec: exec_plan,
+            keeper_notify,
             environment: self.environment.clone(),
             context,
             ends: Some(launcher::Ends {
@@ -594,7 +739,7 @@ impl Daemon {
 
     /// Foreground mode: the steps without forks, errors returned directly.
     fn run_foreground(&self, checked: Checked) -> Result<Running, Error> {
-        let mut launch = self.acquire(checked, None)?;
+        let mut launch = self.acquire(checked, None, false)?;
         // No launcher listens: its ends of the channels are not used.
         drop(launch.ends.take());
         match daemon_steps(&mut launch) {
@@ -664,8 +809,12 @@ struct Launch {
     relay_w: Option<OwnedFd>,
     /// Sorted descriptors close_inherited_fds leaves open.
     keep: Vec<RawFd>,
+    /// The caller's own descriptors to keep (sorted), the part of `keep` a program gets.
+    keep_user: Vec<RawFd>,
     placeholders: Vec<OwnedFd>,
     exec: Option<ExecPlan>,
+    /// Under a keeper: the sd_notify socket it listens on.
+    keeper_notify: Option<notify::Listener>,
     environment: Environment,
     context: launcher::Context,
     /// The launcher's ends of the channels; `None` in foreground mode.
@@ -718,6 +867,7 @@ impl Launch {
             keep.extend(p.writer_fd());
         }
         keep.extend(self.lock_target);
+        keep.extend(self.keeper_notify.as_ref().map(notify::Listener::fd));
         if let Some((w, target)) = &self.ready {
             keep.push(w.as_raw_fd());
             keep.push(*target);
@@ -934,6 +1084,152 @@ fn exec_in_daemon(mut launch: Launch) -> ! {
     );
     // SAFETY: see finish_in_daemon.
     unsafe { libc::_exit(127) }
+}
+
+/// The keeper's own steps, after the forks (or in the foreground): default signal dispositions
+/// and an empty mask; inherited descriptors closed (detached only); the program's standard
+/// streams on 0-2, so the program inherits them and the keeper's stderr is the program's
+/// target; umask 022 and `/` as its directory (detached only). No chroot and no privilege drop:
+/// those are the program's.
+fn keeper_steps(launch: &mut Launch, detached: bool) -> Result<(), (Step, io::Error)> {
+    signals::reset_signals(false).map_err(|e| (Step::Signals, e))?;
+    if detached {
+        fds::close_inherited_fds(&launch.keep, launch.max_fd);
+    }
+    let steps = [Step::Stdin, Step::Stdout, Step::Stderr];
+    for (index, prepared) in launch.stdio.streams.iter().enumerate() {
+        if let Prepared::Fd(fd) = prepared {
+            let target = index as RawFd;
+            fds::dup2(*fd, target).map_err(|e| (steps[index], e))?;
+            fds::set_cloexec(target, false).map_err(|e| (steps[index], e))?;
+        }
+    }
+    if detached {
+        // SAFETY: umask cannot fail; chdir takes a valid C string.
+        unsafe { libc::umask(0o022) };
+        // SAFETY: as above.
+        if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+            return Err((Step::Chdir, io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// Turns what the procedure prepared into the keeper's setup. Returns the status pipe's write
+/// end too when the caller must keep it alive otherwise.
+fn keeper_setup(
+    launch: Launch,
+    readiness: Readiness,
+    policy: Policy,
+    foreground: bool,
+) -> (crate::keeper::Setup, Option<OwnedFd>) {
+    let Launch {
+        checked,
+        umask,
+        no_core,
+        pidfile,
+        status_w,
+        relay_w,
+        keep_user,
+        placeholders,
+        exec,
+        keeper_notify,
+        stdio,
+        context,
+        ..
+    } = launch;
+    let stdio_targets = context.stdio.clone();
+    // Reserved numbers (none under a keeper) and stdio sources were dup2ed or are not ours.
+    std::mem::forget(placeholders);
+    std::mem::forget(stdio);
+    let (path, argv, envp, argv_ptrs, envp_ptrs) = match exec {
+        Some(plan) => (
+            plan.resolved.path,
+            plan.resolved.argv,
+            plan._envp,
+            plan.argv_ptrs,
+            plan.envp_ptrs,
+        ),
+        None => (
+            CString::default(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
+    let files = pidfile.map(|pidfile| {
+        let path = pidfile.path().to_path_buf();
+        crate::keeper::Files {
+            status: crate::status::Writer::new(&path),
+            socket: crate::control::socket_path(&path),
+            pidfile,
+        }
+    });
+    let spec = crate::keeper::Spec {
+        path,
+        argv_ptrs,
+        envp_ptrs,
+        _strings: (argv, envp),
+        creds: checked.creds,
+        workdir: checked.workdir,
+        chroot: checked.chroot,
+        umask,
+        no_core,
+        readiness,
+        keep: keep_user,
+        shared_output: shared_output(&stdio_targets),
+        // SAFETY: isatty only asks.
+        tty: foreground && unsafe { libc::isatty(0) } == 1,
+    };
+    let (launcher, kept) = match foreground {
+        true => (None, Some(status_w)),
+        false => (Some(status_w), None),
+    };
+    (
+        crate::keeper::Setup {
+            spec,
+            policy,
+            files,
+            launcher,
+            relay: relay_w,
+            notify: keeper_notify,
+            foreground,
+        },
+        kept,
+    )
+}
+
+/// Whether stdout and stderr name the same file (`-o FILE`).
+fn shared_output(targets: &[Stdio; 3]) -> bool {
+    match (&targets[1], &targets[2]) {
+        (Stdio::Append(a) | Stdio::Truncate(a), Stdio::Append(b) | Stdio::Truncate(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// In the keeper (the daemon of a supervised service): its steps, then its loop. Never
+/// returns; failures are reported to the launcher.
+fn keeper_in_daemon(mut launch: Launch, readiness: Readiness, policy: Policy) -> ! {
+    let status_fd = launch.status_w.as_raw_fd();
+    if let Err((step, err)) = keeper_steps(&mut launch, true) {
+        channel::send(status_fd, Record::Failed(step, errno(&err)));
+        // SAFETY: see finish_in_daemon.
+        unsafe { libc::_exit(1) };
+    }
+    let (setup, _) = keeper_setup(launch, readiness, policy, false);
+    let keeper = match crate::keeper::Keeper::new(setup) {
+        Ok(keeper) => keeper,
+        Err((step, err)) => {
+            channel::send(status_fd, Record::Failed(step, errno(&err)));
+            // SAFETY: see finish_in_daemon.
+            unsafe { libc::_exit(1) }
+        }
+    };
+    keeper.run();
+    // SAFETY: the keeper's work is done; _exit skips destructors that belong to the launcher's
+    // copy of this process image.
+    unsafe { libc::_exit(0) }
 }
 
 /// The launcher's end of `start()`: exit 0 when ready, else one line on stderr and exit 1.

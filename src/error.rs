@@ -70,10 +70,16 @@ pub enum Step {
     Wait,
     /// Stopping or signalling a daemon.
     Signal,
+    /// Setting up the keeper (subreaper, signals).
+    Keeper,
+    /// Talking to a keeper through its control socket.
+    Control,
+    /// Reading or writing a service's status record.
+    Status,
 }
 
 impl Step {
-    const ALL: [Step; 25] = [
+    const ALL: [Step; 28] = [
         Step::Threads,
         Step::User,
         Step::Group,
@@ -99,6 +105,9 @@ impl Step {
         Step::Exec,
         Step::Wait,
         Step::Signal,
+        Step::Keeper,
+        Step::Control,
+        Step::Status,
     ];
 
     /// The step's wire code in the status pipe.
@@ -140,6 +149,9 @@ impl Step {
             Step::Exec => "exec",
             Step::Wait => "waiting for readiness",
             Step::Signal => "signal",
+            Step::Keeper => "keeper",
+            Step::Control => "control",
+            Step::Status => "status",
         }
     }
 }

@@ -21,6 +21,9 @@ use crate::stdio::Stdio;
 /// How long a half-started daemon gets to exit after `SIGTERM` before `SIGKILL`.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a keeper gets to stop a half-started service on TERM before it is killed.
+const KEEPER_GRACE: Duration = Duration::from_secs(20);
+
 /// How long a closed status pipe waits for the daemon's exit to become visible.
 const EXIT_SETTLE: Duration = Duration::from_millis(200);
 
@@ -78,6 +81,8 @@ pub(crate) enum Mode {
     Notify,
     /// A newline on the readiness pipe.
     Fd,
+    /// A keeper runs the program and reports: its `Ready` record, the program's pid, its exit.
+    Keeper,
 }
 
 /// The launcher's ends of the channels, made before the fork.
@@ -167,6 +172,10 @@ enum State {
 #[derive(Debug)]
 enum Event {
     Pid(u32),
+    /// A keeper's program runs with this pid.
+    Program(u32),
+    /// The keeper exited (or was killed) before the program was ready.
+    KeeperGone,
     Ready,
     StepFailed(Step, i32),
     ChannelClosed,
@@ -188,9 +197,16 @@ fn next(state: State, event: Event, mode: Mode, ctx: &Context, timeout: Duration
             executed: false,
         },
         (_, E::StepFailed(step, errno)) => S::Failed(ctx.error(step, errno)),
-        (S::Forked, E::ChannelClosed | E::Exited(_)) => {
+        (S::Forked, E::ChannelClosed | E::Exited(_) | E::KeeperGone) => {
             not_ready("the daemon's first child exited before the daemon started".into())
         }
+        (S::Starting { .. }, E::Program(pid)) => S::Starting {
+            pid,
+            executed: true,
+        },
+        (S::Starting { pid, .. }, E::KeeperGone) => not_ready(format!(
+            "the keeper exited before the program (pid {pid}) was ready"
+        )),
         (S::Starting { pid, .. }, E::Ready) => S::Ready { pid },
         (
             S::Starting {
@@ -207,23 +223,54 @@ fn next(state: State, event: Event, mode: Mode, ctx: &Context, timeout: Duration
             Mode::Handle => not_ready(format!(
                 "daemon (pid {pid}) exited or dropped its handle before calling ready()"
             )),
+            Mode::Keeper => {
+                not_ready("the keeper closed its channel before the program was ready".into())
+            }
         },
-        (S::Starting { pid, .. }, E::Exited(status)) => not_ready(format!(
-            "daemon (pid {pid}) {} before it was ready",
-            describe_exit(status)
-        )),
-        (S::Starting { pid, .. }, E::Errno(errno)) => not_ready(format!(
-            "daemon (pid {pid}) reported failure: ERRNO={errno} ({})",
-            io::Error::from_raw_os_error(errno)
-        )),
-        (S::Starting { pid, .. }, E::ReadyFdClosed) => not_ready(format!(
-            "daemon (pid {pid}) closed descriptor {} without writing a newline",
-            ctx.ready_fd.unwrap_or(-1)
-        )),
-        (S::Starting { pid, .. }, E::Timeout) => not_ready(format!(
-            "daemon (pid {pid}) was not ready after {:.1}s; stopped it",
-            timeout.as_secs_f64()
-        )),
+        (S::Starting { pid, .. }, E::Exited(status)) => {
+            let who = if mode == Mode::Keeper {
+                "program"
+            } else {
+                "daemon"
+            };
+            not_ready(format!(
+                "{who} (pid {pid}) {} before it was ready",
+                describe_exit(status)
+            ))
+        }
+        (S::Starting { pid, .. }, E::Errno(errno)) => {
+            let who = if mode == Mode::Keeper {
+                "program"
+            } else {
+                "daemon"
+            };
+            not_ready(format!(
+                "{who} (pid {pid}) reported failure: ERRNO={errno} ({})",
+                io::Error::from_raw_os_error(errno)
+            ))
+        }
+        (S::Starting { pid, .. }, E::ReadyFdClosed) => {
+            let who = if mode == Mode::Keeper {
+                "program"
+            } else {
+                "daemon"
+            };
+            not_ready(format!(
+                "{who} (pid {pid}) closed descriptor {} without writing a newline",
+                ctx.ready_fd.unwrap_or(-1)
+            ))
+        }
+        (S::Starting { pid, .. }, E::Timeout) => {
+            let who = if mode == Mode::Keeper {
+                "program"
+            } else {
+                "daemon"
+            };
+            not_ready(format!(
+                "{who} (pid {pid}) was not ready after {:.1}s; stopped it",
+                timeout.as_secs_f64()
+            ))
+        }
         (S::Forked, E::Timeout) => not_ready("the daemon did not start in time".into()),
         // Anything else changes nothing: late or duplicate news.
         (state, _) => state,
@@ -281,7 +328,16 @@ impl Launcher {
 
     /// Waits for the outcome. On success returns the daemon's pid; on failure the daemon is
     /// stopped, the pidfile removed, and the error returned.
-    pub(crate) fn wait(mut self, on_progress: &mut dyn FnMut(Progress<'_>)) -> Result<u32, Error> {
+    pub(crate) fn wait(self, on_progress: &mut dyn FnMut(Progress<'_>)) -> Result<u32, Error> {
+        self.wait_for_both(on_progress).map(|(_, pid)| pid)
+    }
+
+    /// The wait; on success, the pid the daemon reported first (a keeper's own) and the pid that
+    /// became ready (a keeper's program, or the daemon itself).
+    fn wait_for_both(
+        mut self,
+        on_progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<(u32, u32), Error> {
         // The first child only forks and exits; reap it so it leaves no zombie. The daemon is
         // then a child of init, as daemon(7) wants, from its first moment.
         let mut ignored = 0;
@@ -312,7 +368,7 @@ impl Launcher {
         }
         self.relay_stderr();
         match state {
-            State::Ready { pid } => Ok(pid),
+            State::Ready { pid } => Ok((self.daemon.as_ref().map_or(pid, Process::pid), pid)),
             State::Failed(err) => {
                 self.stop_half_started();
                 if let Some(p) = &self.pidfile {
@@ -326,6 +382,14 @@ impl Launcher {
                 "the wait ended without an outcome",
             )),
         }
+    }
+
+    /// [`wait`](Launcher::wait) for a keeper: returns the keeper's pid and its program's.
+    pub(crate) fn wait_keeper(
+        self,
+        on_progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<(u32, u32), Error> {
+        self.wait_for_both(on_progress)
     }
 
     /// One poll over every source; returns the events it produced, the status pipe first so
@@ -371,7 +435,7 @@ impl Launcher {
         }
         let ready = |i: usize| fds[i].fd >= 0 && fds[i].revents != 0;
         if ready(STATUS) {
-            self.read_status(&mut events, on_progress);
+            self.read_status(&mut events, on_progress, deadline);
         }
         if ready(RELAY) {
             self.relay_stderr();
@@ -390,10 +454,14 @@ impl Launcher {
         if exited {
             // Whatever the daemon said before dying comes first.
             while !self.status.is_closed() && self.status_readable() {
-                self.read_status(&mut events, &mut |_| {});
+                self.read_status(&mut events, on_progress, deadline);
             }
-            let status = self.daemon.as_ref().and_then(exit_status);
-            events.push(Event::Exited(status));
+            if self.mode == Mode::Keeper {
+                events.push(Event::KeeperGone);
+            } else {
+                let status = self.daemon.as_ref().and_then(exit_status);
+                events.push(Event::Exited(status));
+            }
         }
         events
     }
@@ -408,7 +476,12 @@ impl Launcher {
         unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
     }
 
-    fn read_status(&mut self, events: &mut Vec<Event>, on_progress: &mut dyn FnMut(Progress<'_>)) {
+    fn read_status(
+        &mut self,
+        events: &mut Vec<Event>,
+        on_progress: &mut dyn FnMut(Progress<'_>),
+        deadline: &mut Instant,
+    ) {
         match self.status.read() {
             Ok(records) => {
                 for record in records {
@@ -421,13 +494,32 @@ impl Launcher {
                                 if self.daemon.is_none() {
                                     // Gone before we could watch it.
                                     events.push(Event::Exited(None));
-                                } else {
+                                } else if self.mode != Mode::Keeper {
                                     on_progress(Progress::Started { pid });
                                 }
                             }
                         }
                         Record::Ready => events.push(Event::Ready),
+                        // A keeper reports its program's readiness failures with these steps.
+                        Record::Failed(Step::Wait, errno) if self.mode == Mode::Keeper => {
+                            events.push(Event::Errno(errno))
+                        }
+                        Record::Failed(Step::Readiness, libc::EPIPE)
+                            if self.mode == Mode::Keeper =>
+                        {
+                            events.push(Event::ReadyFdClosed)
+                        }
                         Record::Failed(step, errno) => events.push(Event::StepFailed(step, errno)),
+                        Record::Extend(ms) => {
+                            let extend = Duration::from_millis(u64::from(ms));
+                            *deadline = (*deadline).max(Instant::now() + extend);
+                        }
+                        Record::Program(pid) => {
+                            events.push(Event::Program(pid));
+                            on_progress(Progress::Started { pid });
+                        }
+                        Record::Exited(status) => events.push(Event::Exited(Some(status))),
+                        Record::Text(text) => on_progress(Progress::Status(&text)),
                     }
                 }
             }
@@ -439,6 +531,9 @@ impl Launcher {
             match &self.daemon {
                 Some(d) if self.mode == Mode::Handle && d.wait_exit(EXIT_SETTLE) => {
                     events.push(Event::Exited(exit_status(d)))
+                }
+                Some(d) if self.mode == Mode::Keeper && d.wait_exit(EXIT_SETTLE) => {
+                    events.push(Event::KeeperGone)
                 }
                 _ => events.push(Event::ChannelClosed),
             }
@@ -533,9 +628,19 @@ impl Launcher {
             || process::ProcStat::read(sender).is_some_and(|s| s.session == self.child1 as u32)
     }
 
-    /// TERM to the daemon and its process group, KILL after a grace period.
+    /// TERM to the daemon and its process group, KILL after a grace period. A keeper stops its
+    /// whole service on TERM (by its own schedule) and removes what it wrote; it gets that long.
     fn stop_half_started(&self) {
         let Some(daemon) = &self.daemon else { return };
+        if self.mode == Mode::Keeper {
+            let _ = daemon.signal(libc::SIGTERM);
+            if !daemon.wait_exit(KEEPER_GRACE) {
+                // Its program dies with it (PR_SET_PDEATHSIG).
+                let _ = daemon.signal(libc::SIGKILL);
+                daemon.wait_exit(STOP_GRACE);
+            }
+            return;
+        }
         let group = -self.child1;
         for signal in [libc::SIGTERM, libc::SIGKILL] {
             if !daemon.is_alive() {

@@ -23,11 +23,13 @@
 #![warn(missing_docs)]
 
 mod channel;
+mod control;
 mod daemon;
 mod env;
 mod error;
 mod fds;
 mod identity;
+mod keeper;
 mod launcher;
 mod notify;
 mod pidfile;
@@ -35,8 +37,10 @@ mod process;
 mod program;
 mod running;
 mod signals;
+mod status;
 mod stdio;
 pub mod stop;
+mod supervise;
 
 pub use daemon::{DEFAULT_TIMEOUT, Daemon};
 pub use env::Environment;
@@ -47,6 +51,8 @@ pub use notify::{notify, notify_and_wait};
 pub use pidfile::PidfileState;
 pub use process::{ProcStat, Process, command_line, uptime};
 pub use program::Program;
-pub use running::{Running, Spawned};
+pub use running::{Running, Spawned, Supervised};
 pub use signals::{parse_signal, signal_name};
+pub use status::{Exit, FailReason, ServiceState, ServiceStatus};
 pub use stdio::Stdio;
+pub use supervise::{Policy, Restart};

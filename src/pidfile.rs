@@ -130,6 +130,18 @@ impl Pidfile {
         Ok(())
     }
 
+    /// Empties the file (a keeper's program is between runs), keeping it and its lock.
+    pub(crate) fn clear(&self) -> io::Result<()> {
+        let Some(fd) = self.writer_fd() else {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        };
+        // SAFETY: `fd` is our open write-only pidfile descriptor.
+        if unsafe { libc::ftruncate(fd, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Closes the write-only descriptor: the daemon keeps only the lock.
     pub(crate) fn close_writer(&mut self) {
         self.writer = None;

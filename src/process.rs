@@ -236,6 +236,37 @@ pub(crate) fn is_descendant(pid: u32, ancestor: u32) -> bool {
     false
 }
 
+/// Every descendant of `pid`, parents before children, from the kernel's
+/// `/proc/PID/task/TID/children` lists (no scan of all of `/proc`).
+pub(crate) fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    let mut text = String::new();
+    while let Some(parent) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            text.clear();
+            let path = task.path().join("children");
+            if let Ok(mut file) = std::fs::File::open(&path) {
+                use std::io::Read;
+                let _ = file.read_to_string(&mut text);
+            }
+            for child in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                if !found.contains(&child) {
+                    found.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+    }
+    found
+}
+
 /// The command line of `pid`, its arguments joined by spaces.
 ///
 /// # Example

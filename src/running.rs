@@ -110,3 +110,35 @@ impl Spawned {
         self.pid
     }
 }
+
+/// A program started under a keeper by [`Daemon::supervise`](crate::Daemon::supervise), and
+/// ready.
+///
+/// # Example
+/// ```no_run
+/// use daemonic::{Daemon, Policy, Program};
+/// let service = Daemon::new().pidfile("/run/sleep.pid").supervise(&Program::new("sleep").arg("60"), Policy::new())?;
+/// println!("program {} under keeper {}", service.pid(), service.keeper_pid());
+/// # Ok::<(), daemonic::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supervised {
+    keeper: u32,
+    pid: u32,
+}
+
+impl Supervised {
+    pub(crate) fn new(keeper: u32, pid: u32) -> Supervised {
+        Supervised { keeper, pid }
+    }
+
+    /// The program's pid (the one in the pidfile) when it became ready.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The keeper's pid.
+    pub fn keeper_pid(&self) -> u32 {
+        self.keeper
+    }
+}

@@ -1,8 +1,11 @@
-//! Finding, signalling and stopping a daemon through its pidfile.
+//! Finding, signalling, stopping and restarting a daemon through its pidfile.
 //!
-//! Only the process that holds the pidfile's lock is ever signalled, through a pidfd opened
-//! after checking that the process has the pidfile open: a pid reused by an unrelated process
-//! after a crash names a process without that file, and is left alone.
+//! A supervised service ([`Daemon::supervise`](crate::Daemon::supervise)) is controlled through
+//! its keeper's socket: the keeper knows its program and every process beneath it, so a stop
+//! ends all of them. A program that became a daemon itself ([`Daemon::start`](crate::Daemon::start))
+//! has no keeper; it holds its pidfile's lock, and only the process that holds that lock and has
+//! the file open is ever signalled, through a pidfd opened before that check: a pid reused by an
+//! unrelated process after a crash names a process without that file, and is left alone.
 
 use std::fmt;
 use std::path::Path;
@@ -133,6 +136,22 @@ impl Schedule {
     pub fn actions(&self) -> &[Action] {
         &self.actions
     }
+
+    /// A schedule from its steps: it must start with a signal and end with a wait.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use daemonic::stop::{Action, Schedule};
+    /// let s = Schedule::from_actions(vec![Action::Signal(libc::SIGINT), Action::Wait(Duration::from_secs(3))]);
+    /// assert_eq!(s.unwrap().to_string(), "INT/3");
+    /// assert!(Schedule::from_actions(vec![Action::Wait(Duration::from_secs(3))]).is_none());
+    /// ```
+    pub fn from_actions(actions: Vec<Action>) -> Option<Schedule> {
+        let well_formed = matches!(actions.first(), Some(Action::Signal(_)))
+            && matches!(actions.last(), Some(Action::Wait(_)));
+        well_formed.then_some(Schedule { actions })
+    }
 }
 
 impl Default for Schedule {
@@ -219,6 +238,10 @@ pub enum Stopped {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
+    reject_non_regular(pidfile)?;
+    if let Some(pid) = crate::control::stop(pidfile, schedule)? {
+        return Ok(Stopped::Stopped(pid));
+    }
     let process = match holder(pidfile)? {
         Holder::Running(process) => process,
         Holder::Absent => return Ok(Stopped::NotRunning(false)),
@@ -275,6 +298,67 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn signal(pidfile: &Path, signal: libc::c_int) -> Result<u32, Error> {
+    signal_to(pidfile, signal, false)
+}
+
+/// Sends `signal` to the whole process group of a supervised program; returns its pid.
+///
+/// # Example
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let err = daemonic::stop::signal_group(&dir.path().join("app.pid"), libc::SIGHUP).unwrap_err();
+/// assert_eq!(err.kind(), daemonic::ErrorKind::NotRunning);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn signal_group(pidfile: &Path, signal: libc::c_int) -> Result<u32, Error> {
+    signal_to(pidfile, signal, true)
+}
+
+/// Restarts a supervised program in place: its keeper checks that the program can still be
+/// started, stops it (the whole service) with `schedule`, and starts it again at once. Returns
+/// the new pid once the program is up (ready, if it speaks a readiness protocol), or fails
+/// after `timeout`.
+///
+/// Fails with [`ErrorKind::NotRunning`] when no keeper runs: a stopped service is started with
+/// [`Daemon::supervise`](crate::Daemon::supervise), which knows the program; nothing is replayed
+/// from a file.
+///
+/// # Example
+/// ```
+/// use daemonic::stop::{restart, Schedule};
+/// let dir = tempfile::tempdir()?;
+/// let err = restart(&dir.path().join("app.pid"), &Schedule::default(), std::time::Duration::from_secs(60)).unwrap_err();
+/// assert_eq!(err.kind(), daemonic::ErrorKind::NotRunning);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn restart(pidfile: &Path, schedule: &Schedule, timeout: Duration) -> Result<u32, Error> {
+    reject_non_regular(pidfile)?;
+    crate::control::restart(pidfile, schedule, timeout)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotRunning,
+            Step::Control,
+            format!("no keeper holds {}", pidfile.display()),
+        )
+    })
+}
+
+/// Refuses at once a FIFO, directory or device where a pidfile should be (nothing blocks on it).
+fn reject_non_regular(pidfile: &Path) -> Result<(), Error> {
+    match std::fs::symlink_metadata(pidfile) {
+        Ok(meta) if !meta.is_file() => Err(Error::new(
+            ErrorKind::InvalidInput,
+            Step::Pidfile,
+            format!("pidfile {}: not a regular file", pidfile.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn signal_to(pidfile: &Path, signal: libc::c_int, group: bool) -> Result<u32, Error> {
+    reject_non_regular(pidfile)?;
+    if let Some(pid) = crate::control::signal(pidfile, signal, group)? {
+        return Ok(pid);
+    }
     match holder(pidfile)? {
         Holder::Running(process) => {
             process.signal(signal).map_err(|e| {

@@ -75,6 +75,34 @@ fn reported_env(file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The sandbox's processes that are programs, not keepers (a keeper is the daemonic binary).
+fn programs(sandbox: &Sandbox) -> Vec<u32> {
+    sandbox
+        .processes()
+        .into_iter()
+        .filter(|&pid| !is_keeper(pid))
+        .collect()
+}
+
+fn is_keeper(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == Path::new(BIN))
+}
+
+/// The keeper of a program: its parent, checked to be the daemonic binary.
+fn keeper_of(pid: u32) -> u32 {
+    let keeper = stat(pid).ppid;
+    assert!(
+        is_keeper(keeper),
+        "the parent of {pid} ({keeper}) is not a keeper"
+    );
+    keeper
+}
+
+/// The pipe inode a descriptor points at ("pipe:[123]").
+fn is_pipe(target: &str) -> bool {
+    target.starts_with("pipe:[")
+}
+
 fn code(output: &Output) -> i32 {
     output.status.code().expect("exit code")
 }
@@ -106,9 +134,9 @@ fn nothing_left(sandbox: &Sandbox, name: &str) {
 }
 
 #[test]
-fn start_runs_the_program_itself_as_a_daemon() {
+fn start_runs_the_program_under_a_keeper_that_is_a_daemon() {
     let sandbox = Sandbox::new();
-    // A stray descriptor the launcher inherits: the daemon must not.
+    // A stray descriptor the launcher inherits: neither keeper nor program may.
     let stray = std::fs::File::create(sandbox.path("stray")).unwrap();
     use std::os::fd::AsRawFd;
     let raw = stray.as_raw_fd();
@@ -129,8 +157,16 @@ fn start_runs_the_program_itself_as_a_daemon() {
         exe.ends_with("sleep"),
         "the pidfile's pid is the program itself, not a wrapper: {exe:?}"
     );
+    // The keeper is the daemon: a child of init (or our subreaper), not a session leader.
+    let keeper = keeper_of(pid);
+    let k = stat(keeper);
+    assert!(is_reaper_for_us(k.ppid), "keeper's parent {}", k.ppid);
+    assert_ne!(k.session, keeper, "the keeper is not a session leader");
+    assert_eq!((k.tty_nr, k.tpgid), (0, -1), "the keeper has no terminal");
+    // The program: its own process group inside the keeper's session, never a session leader.
     let s = stat(pid);
-    assert!(is_reaper_for_us(s.ppid), "parent {}", s.ppid);
+    assert_eq!(s.pgrp, pid, "the program leads its own process group");
+    assert_eq!(s.session, k.session, "in the keeper's session");
     assert_ne!(s.session, pid, "not a session leader");
     assert_eq!((s.tty_nr, s.tpgid), (0, -1), "no controlling terminal");
     assert_eq!(cwd(pid), Path::new("/"));
@@ -138,28 +174,42 @@ fn start_runs_the_program_itself_as_a_daemon() {
     assert_eq!(status(pid, "SigIgn"), "0000000000000000");
     assert_eq!(status(pid, "SigBlk"), "0000000000000000");
     let open = fds(pid);
-    for fd in 0..3 {
+    for fd in 0..2 {
         assert_eq!(open[&fd], "/dev/null", "fd {fd}");
     }
-    // What the program opens itself while starting (locale files) may come and go; what it
-    // inherited from the launcher is the pidfile lock and nothing else.
+    // stderr goes through the keeper (it relays it to `start` until ready): a pipe whose other
+    // end the keeper holds.
+    assert!(is_pipe(&open[&2]), "stderr: {open:?}");
+    let keeper_fds = fds(keeper);
+    assert!(
+        keeper_fds.values().any(|t| *t == open[&2]),
+        "the keeper holds the program's stderr pipe: {keeper_fds:?}"
+    );
+    assert_eq!(
+        keeper_fds[&2], "/dev/null",
+        "the keeper writes it to the target"
+    );
+    // Nothing of the launcher's reaches the program: not the pidfile, not descriptor 7.
     let sandbox_dir = sandbox.dir.path().display().to_string();
     let inherited: Vec<_> = open
         .iter()
         .filter(|(_, target)| target.starts_with(&sandbox_dir))
         .collect();
-    assert_eq!(inherited.len(), 1, "only the pidfile lock: {open:?}");
-    assert_eq!(
-        inherited[0].1,
-        &pidfile(&sandbox, "d").display().to_string()
-    );
-    assert!(
-        *inherited[0].0 >= 512,
-        "the lock sits far from the program's own descriptors: {open:?}"
-    );
+    assert_eq!(inherited, Vec::<(&i32, &String)>::new(), "{open:?}");
+    let stray_path = sandbox.path("stray").display().to_string();
     assert!(
         !open.contains_key(&7),
-        "the stray descriptor 7 was inherited: {open:?}"
+        "descriptor 7 reached the program: {open:?}"
+    );
+    assert!(
+        !keeper_fds.values().any(|t| *t == stray_path),
+        "the stray descriptor reached the keeper: {keeper_fds:?}"
+    );
+    // The keeper holds the pidfile (and its lock), the program does not.
+    let pidfile_path = pidfile(&sandbox, "d").display().to_string();
+    assert!(
+        keeper_fds.values().any(|t| *t == pidfile_path),
+        "{keeper_fds:?}"
     );
     assert!(is_flocked(&pidfile(&sandbox, "d")));
 }
@@ -218,9 +268,13 @@ fn start_applies_directory_umask_environment_and_output() {
         reported_env(&env_file),
         vec!["MODE=prod".to_string(), "EMPTY=".to_string()]
     );
+    // -o: both streams through one keeper pipe (their order kept), which the keeper appends
+    // to the file it holds as its own stdout and stderr.
     let open = fds(pid);
-    assert_eq!(open[&1], log.display().to_string());
-    assert_eq!(open[&2], log.display().to_string());
+    assert!(is_pipe(&open[&1]) && open[&1] == open[&2], "{open:?}");
+    let keeper = fds(keeper_of(pid));
+    assert_eq!(keeper[&1], log.display().to_string());
+    assert_eq!(keeper[&2], log.display().to_string());
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
         "earlier line\n",
@@ -296,7 +350,7 @@ fn exit_codes_follow_lsb() {
         "{}",
         stderr(&again)
     );
-    assert_eq!(sandbox.processes(), vec![pid]);
+    assert_eq!(programs(&sandbox), vec![pid]);
     assert_eq!(
         code(&run(daemonic(&sandbox).args(["signal", "-n", "d", "CONT"]))),
         0
@@ -321,14 +375,22 @@ fn signal_reaches_the_daemon() {
 }
 
 #[test]
-fn a_killed_daemon_reads_as_dead_and_a_new_start_takes_over() {
+fn a_killed_program_reads_as_dead_and_a_new_start_takes_over() {
     let sandbox = Sandbox::new();
     let first = start_sleeper(&sandbox, "d", &[]);
+    let keeper = keeper_of(first);
     kill(first, libc::SIGKILL);
-    wait_gone(first);
-    let status = run(daemonic(&sandbox).args(["status", "-n", "d"]));
-    assert_eq!(code(&status), 1, "dead with pidfile left");
-    assert!(String::from_utf8_lossy(&status.stdout).contains("dead"));
+    // Under --restart no the keeper records the exit and leaves.
+    wait_gone(keeper);
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+    assert_eq!(code(&status), 1, "dead: killed, not restarted");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "exited", "{json}");
+    assert_eq!(json["last_exit"]["signal"], "KILL", "{json}");
+    assert!(
+        !pidfile(&sandbox, "d").exists(),
+        "the keeper removed the pidfile"
+    );
     let second = start_sleeper(&sandbox, "d", &[]);
     assert_ne!(first, second);
     assert_eq!(
@@ -380,8 +442,9 @@ fn twenty_concurrent_starts_give_one_daemon() {
         let output = child.wait_with_output().unwrap();
         assert_eq!(code(&output), 0, "{}", stderr(&output));
     }
-    let running = sandbox.processes();
+    let running = programs(&sandbox);
     assert_eq!(running.len(), 1, "exactly one daemon: {running:?}");
+    assert_eq!(sandbox.processes().len(), 2, "and one keeper");
     assert_eq!(pid_in(&pidfile(&sandbox, "race")), running[0]);
 }
 
@@ -415,10 +478,11 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
     let pid = pid_in(&pidfile(&sandbox, "d"));
     let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(json["state"], "running");
+    assert_eq!(json["state"], "ready");
     assert_eq!(json["readiness"], "notify");
     assert_eq!(json["ready"], true);
     assert_eq!(json["pid"], pid);
+    assert_eq!(json["status_text"], "loading cache");
 }
 
 #[test]
@@ -449,12 +513,14 @@ fn status_tells_starting_from_ready() {
     assert_eq!(std::fs::read_to_string(&started).unwrap(), "up\n");
     let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(json["state"], "running");
+    assert_eq!(json["state"], "starting");
     assert_eq!(json["ready"], false, "{json}");
+    assert_eq!(code(&status), 0, "starting counts as running");
     std::fs::write(&proceed, "go\n").unwrap();
     assert!(launcher.0.wait().unwrap().success());
     let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "ready", "{json}");
     assert_eq!(json["ready"], true, "{json}");
 }
 
@@ -589,11 +655,17 @@ fn stop_reports_a_daemon_that_outlives_the_schedule() {
         "{}",
         stderr(&stop)
     );
-    assert_eq!(sandbox.processes().len(), 1);
+    assert_eq!(programs(&sandbox).len(), 1, "the program still runs");
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        json["state"], "stopping",
+        "its keeper goes on waiting: {json}"
+    );
 }
 
 #[test]
-fn restart_starts_the_recorded_command_again() {
+fn restart_runs_the_same_program_again_in_place() {
     let sandbox = Sandbox::new();
     let log = sandbox.path("log");
     let (program, env_file) = env_reporter(&sandbox);
@@ -620,10 +692,22 @@ fn restart_starts_the_recorded_command_again() {
     let second = pid_in(&pidfile(&sandbox, "d"));
     assert_ne!(first, second);
     wait_gone(first);
-    assert_eq!(sandbox.processes(), vec![second]);
-    // The restarted program reported again, with the recorded flags and environment.
+    assert_eq!(programs(&sandbox), vec![second]);
+    // The keeper ran the same program again: its flags and environment, from memory.
     assert!(reported_env(&env_file).contains(&"KEPT=1".to_string()));
-    assert_eq!(fds(second)[&1], log.display().to_string());
+    assert_eq!(fds(keeper_of(second))[&1], log.display().to_string());
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["restarts"], 1, "{json}");
+    // A stopped service is not restarted from anything on disk.
+    assert_eq!(code(&run(daemonic(&sandbox).args(["stop", "-n", "d"]))), 0);
+    let output = run(daemonic(&sandbox).args(["restart", "-n", "d"]));
+    assert_eq!(code(&output), 7, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not running"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! `daemonic stop`, `restart`, `signal` and `notify`.
 
-use clap::{Args, Parser};
+use std::time::Duration;
+
+use clap::Args;
 use daemonic::stop::{self, Schedule, Stopped};
 
-use super::record::Record;
-use super::start;
 use super::{Failure, Target};
 
-/// Stop a daemon: signal the process that holds its pidfile's lock (through a pidfd), wait
-/// until it is gone, and remove the pidfile.
+/// Stop a service: its keeper runs the schedule against the program, its process group and
+/// every process beneath it until nothing is left, then removes the pidfile and exits. (A
+/// program that daemonized itself with the library, without a keeper, is signalled through a
+/// pidfd after checking it holds the pidfile's lock.)
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -26,25 +28,48 @@ pub struct StopArgs {
     retry: Schedule,
 }
 
-/// Stop a daemon (if it runs) and start it again as it was started.
+/// Restart a running service in place: its keeper checks that the program can still be
+/// started, stops it (the whole service) with the schedule, and starts it again at once, with
+/// exactly what it was started with. Returns once the new program is up (ready, if it speaks a
+/// readiness protocol). Nothing is read back from files: a service that is not running is
+/// started with `daemonic start`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  daemonic restart -n web")]
+#[command(
+    after_help = "Examples:\n  daemonic restart -n web\n  daemonic restart -n api --retry INT/30/KILL/5"
+)]
 pub struct RestartArgs {
     #[command(flatten)]
     target: Target,
+    /// How to stop the running program: SIG/SECS/SIG/SECS..., or SECS for TERM/SECS/KILL/SECS.
+    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5")]
+    retry: Schedule,
+    /// Fail if the new program is not up after SECS.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_timeout)]
+    ready_timeout: Duration,
 }
 
-/// Send a signal to a daemon.
+/// Send a signal to a service's program (or, with --group, its whole process group).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  daemonic signal -n web HUP\n  daemonic signal -p /run/worker.pid USR1"
+    after_help = "Examples:\n  daemonic signal -n web HUP\n  daemonic signal -p /run/worker.pid USR1\n  daemonic signal -n app --group TERM"
 )]
 pub struct SignalArgs {
     #[command(flatten)]
     target: Target,
+    /// Send it to the program's whole process group.
+    #[arg(long)]
+    group: bool,
     /// The signal, by name (HUP, SIGHUP) or number.
     #[arg(value_name = "SIGNAL", value_parser = parse_signal)]
     signal: i32,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 10.0 * 365.0 * 86400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| "a positive number of seconds, at most ten years".to_string())
 }
 
 /// Send sd_notify state to $NOTIFY_SOCKET, for daemons written in shell.
@@ -89,41 +114,27 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
 
 pub fn restart(args: &RestartArgs) -> Result<u8, Failure> {
     let pidfile = args.target.pidfile()?;
-    let Some(record) = Record::load(&pidfile) else {
-        return Err(Failure::new(
-            1,
+    match stop::restart(&pidfile, &args.retry, args.ready_timeout) {
+        Ok(_) => Ok(0),
+        Err(err) if err.kind() == daemonic::ErrorKind::NotRunning => Err(Failure::new(
+            7,
             format!(
-                "no record of how {} was started (looked for {}.json); use daemonic start",
-                args.target.label(),
-                pidfile.display()
+                "{} is not running; start it with daemonic start (restart replays nothing from files)",
+                args.target.label()
             ),
-        ));
-    };
-    let mut replay = vec!["daemonic".to_string(), "start".to_string()];
-    replay.extend(record.args.iter().cloned());
-    let parsed = super::Cli::try_parse_from(&replay).map_err(|e| {
-        Failure::new(
-            1,
-            format!("the recorded start arguments no longer parse: {e}"),
-        )
-    })?;
-    let super::Command::Start(mut start_args) = parsed.command else {
-        return Err(Failure::new(1, "the record does not describe a start"));
-    };
-    start_args.target.rundir = args.target.rundir.clone();
-    stop::stop(&pidfile, &Schedule::default()).map_err(|e| Failure::from_library(&e))?;
-    std::env::set_current_dir(&record.cwd).map_err(|e| {
-        Failure::io(
-            format!("the recorded directory {}", record.cwd.display()),
-            &e,
-        )
-    })?;
-    start::run(&start_args, Some(&record))
+        )),
+        Err(err) => Err(Failure::from_library(&err)),
+    }
 }
 
 pub fn signal(args: &SignalArgs) -> Result<u8, Failure> {
     let pidfile = args.target.pidfile()?;
-    stop::signal(&pidfile, args.signal).map_err(|e| Failure::from_library(&e))?;
+    let sent = if args.group {
+        stop::signal_group(&pidfile, args.signal)
+    } else {
+        stop::signal(&pidfile, args.signal)
+    };
+    sent.map_err(|e| Failure::from_library(&e))?;
     Ok(0)
 }
 

@@ -1,32 +1,46 @@
-//! `daemonic status` and `daemonic list`.
+//! `daemonic status` and `daemonic list`: the keeper's status record, read without asking
+//! anyone (a lock probe and one small file), so any user who may read the run directory can.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use daemonic::stop::{Holder, holder};
+use daemonic::{Exit, ServiceState, ServiceStatus};
 use serde::Serialize;
 
-use super::record::Record;
-use super::{Failure, Target, rundir};
+use super::{Failure, rundir};
 
-/// Show whether a daemon runs: pid, uptime, command and readiness.
-#[derive(Debug, Args)]
-#[command(after_help = "\
+const STATUS_HELP: &str = "\
 Examples:
   daemonic status -n web
   daemonic status -p /run/worker.pid --json
 
-Exit status: 0 running, 1 dead with its pidfile left, 3 not running, 4 unknown.")]
+Exit status (LSB):
+  0  running (starting, running, ready, or stopping)
+  1  dead: not running but should be (between restarts after a failure; exited with a failure;
+     gave up; its keeper was killed), or a daemon without a keeper died leaving its pidfile
+  3  not running (never started, stopped, or exited with status 0)
+  4  unknown (the pidfile or record cannot be read)
+
+--json prints one object; these keys are a stable interface:
+  name, pidfile, state (starting|running|ready|backoff|stopping|exited|failed|stopped|dead|unknown),
+  pid (the program's, or null), keeper_pid (or null), restarts, ready, readiness (exec|notify|fd N),
+  last_exit ({\"code\": N} or {\"signal\": \"NAME\", \"core\": bool}, with \"after_secs\"; or null),
+  since (seconds since the epoch), next_restart_in_secs, reason, status_text, command, problem";
+
+/// Show a service's state: program and keeper pids, uptime, restarts, last exit, readiness.
+#[derive(Debug, Args)]
+#[command(after_help = STATUS_HELP)]
 pub struct StatusArgs {
     #[command(flatten)]
-    target: Target,
+    target: super::Target,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
-/// List every daemon in the run directory with its state.
+/// List every service in the run directory with its state.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  daemonic list\n  daemonic list --json --rundir /run/myapp")]
 pub struct ListArgs {
@@ -38,72 +52,153 @@ pub struct ListArgs {
     rundir: Option<PathBuf>,
 }
 
-/// What status and list report about one daemon.
+/// How the last run ended, as JSON.
+#[derive(Debug, Serialize)]
+struct LastExit {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    core: Option<bool>,
+    after_secs: f64,
+}
+
+/// What status and list report about one service.
 #[derive(Debug, Serialize)]
 struct Report {
     name: Option<String>,
     pidfile: PathBuf,
-    /// running, dead, stopped, or unknown.
     state: &'static str,
     pid: Option<u32>,
-    uptime_secs: Option<u64>,
-    command: Option<String>,
-    /// How readiness is signalled: exec, notify, or fd N.
-    readiness: Option<String>,
-    /// Whether the daemon is ready (its start has returned); false while starting.
+    keeper_pid: Option<u32>,
+    restarts: u32,
     ready: Option<bool>,
+    /// exec, notify, or fd N.
+    readiness: Option<String>,
+    last_exit: Option<LastExit>,
+    since: Option<f64>,
+    next_restart_in_secs: Option<f64>,
+    reason: Option<&'static str>,
+    status_text: Option<String>,
+    command: Option<String>,
+    uptime_secs: Option<u64>,
     /// Why the state is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
+    #[serde(skip)]
+    code: u8,
 }
 
 impl Report {
     fn of(name: Option<String>, pidfile: &Path) -> Report {
-        let record = Record::load(pidfile);
         let mut report = Report {
-            name: name.or_else(|| record.as_ref().and_then(|r| r.name.clone())),
+            name,
             pidfile: pidfile.to_path_buf(),
             state: "unknown",
             pid: None,
-            uptime_secs: None,
-            command: None,
-            readiness: record.as_ref().map(|r| r.readiness.clone()),
+            keeper_pid: None,
+            restarts: 0,
             ready: None,
+            readiness: None,
+            last_exit: None,
+            since: None,
+            next_restart_in_secs: None,
+            reason: None,
+            status_text: None,
+            command: None,
+            uptime_secs: None,
             problem: None,
+            code: 4,
         };
-        match holder(pidfile) {
-            Ok(Holder::Running(process)) => {
-                let pid = process.pid();
-                report.state = "running";
-                report.pid = Some(pid);
-                report.uptime_secs = daemonic::uptime(pid).map(|d| d.as_secs());
-                report.command = daemonic::command_line(pid);
-                // Ready unless the launcher that started it is still waiting for readiness.
-                report.ready = Some(!daemonic::stop::is_starting(pidfile, pid));
-            }
-            Ok(Holder::Dead(pid)) => {
-                report.state = "dead";
-                report.pid = pid;
-            }
-            Ok(Holder::Absent) => report.state = "stopped",
-            Ok(Holder::Unverified(pid)) => {
-                report.pid = pid;
-                report.problem = Some("the pidfile is locked by a process it does not name".into());
-            }
+        match ServiceStatus::read(pidfile) {
+            Ok(Some(status)) => report.fill_from(&status),
+            Ok(None) => report.fill_from_lock(pidfile),
             Err(err) => report.problem = Some(err.to_string()),
-        }
-        if report.command.is_none() {
-            report.command = record.map(|r| r.command.join(" "));
         }
         report
     }
 
-    fn exit_code(&self) -> u8 {
-        match self.state {
-            "running" => 0,
-            "dead" => 1,
-            "stopped" => 3,
-            _ => 4,
+    fn fill_from(&mut self, status: &ServiceStatus) {
+        let state = status.state();
+        self.state = state.as_str();
+        self.pid = status.pid();
+        self.keeper_pid = status.keeper_alive().then_some(status.keeper_pid());
+        self.restarts = status.restarts();
+        self.ready = Some(status.is_ready());
+        self.readiness = Some(match status.readiness() {
+            daemonic::Readiness::Exec => "exec".to_string(),
+            daemonic::Readiness::Notify => "notify".to_string(),
+            daemonic::Readiness::Fd(fd) => format!("fd {fd}"),
+        });
+        self.since = status
+            .since()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64());
+        self.last_exit = status.last_exit().map(|(exit, ran)| match exit {
+            Exit::Code(code) => LastExit {
+                code: Some(code),
+                signal: None,
+                core: None,
+                after_secs: ran.as_secs_f64(),
+            },
+            Exit::Signal { signal, core } => LastExit {
+                code: None,
+                signal: Some(daemonic::signal_name(signal)),
+                core: Some(core),
+                after_secs: ran.as_secs_f64(),
+            },
+        });
+        self.next_restart_in_secs = status.next_restart().map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .as_secs_f64()
+        });
+        self.reason = match (state, status.reason()) {
+            (ServiceState::Failed, Some(reason)) => Some(reason.as_str()),
+            (ServiceState::Failed, None) => Some("its keeper was killed"),
+            _ => None,
+        };
+        self.status_text = Some(status.status_text().to_string()).filter(|t| !t.is_empty());
+        if let Some(pid) = self.pid {
+            self.command = daemonic::command_line(pid);
+            self.uptime_secs = daemonic::uptime(pid).map(|d| d.as_secs());
+        }
+        let failed_exit = status.last_exit().is_some_and(|(e, _)| !e.is_success());
+        self.code = match state {
+            s if s.is_up() || s == ServiceState::Stopping => 0,
+            ServiceState::Backoff | ServiceState::Failed => 1,
+            ServiceState::Exited if failed_exit => 1,
+            _ => 3,
+        };
+    }
+
+    /// No keeper record: a daemon that became one itself (the library's `start`), or nothing.
+    fn fill_from_lock(&mut self, pidfile: &Path) {
+        match holder(pidfile) {
+            Ok(Holder::Running(process)) => {
+                let pid = process.pid();
+                self.state = "running";
+                self.pid = Some(pid);
+                self.uptime_secs = daemonic::uptime(pid).map(|d| d.as_secs());
+                self.command = daemonic::command_line(pid);
+                self.code = 0;
+            }
+            Ok(Holder::Dead(pid)) => {
+                self.state = "dead";
+                self.pid = pid;
+                self.code = 1;
+            }
+            Ok(Holder::Absent) => {
+                self.state = "stopped";
+                self.code = 3;
+            }
+            Ok(Holder::Unverified(pid)) => {
+                self.pid = pid;
+                self.problem = Some("the pidfile is locked by a process it does not name".into());
+            }
+            Err(err) => self.problem = Some(err.to_string()),
         }
     }
 
@@ -112,6 +207,69 @@ impl Report {
             .clone()
             .unwrap_or_else(|| self.pidfile.display().to_string())
     }
+
+    fn print(&self) {
+        let label = self.label();
+        let pid = self.pid.map_or("-".into(), |p| p.to_string());
+        let up = self
+            .uptime_secs
+            .map_or("?".into(), |s| human(Duration::from_secs(s)));
+        let keeper = self
+            .keeper_pid
+            .map_or(String::new(), |k| format!(", keeper {k}"));
+        match self.state {
+            "starting" | "running" | "ready" | "stopping" => {
+                println!("{label} is {} (pid {pid}, up {up}{keeper})", self.state)
+            }
+            "backoff" => println!(
+                "{label} is between restarts: next start in {:.1}s{keeper}",
+                self.next_restart_in_secs.unwrap_or(0.0)
+            ),
+            "exited" | "stopped" | "failed" => {
+                let why = self.reason.map_or(String::new(), |r| format!(": {r}"));
+                println!("{label} is not running ({}{why})", self.state)
+            }
+            "dead" => println!(
+                "{label} is dead (pid {pid} gone); its pidfile {} is left",
+                self.pidfile.display()
+            ),
+            _ => println!(
+                "{label}: unknown ({})",
+                self.problem.as_deref().unwrap_or("?")
+            ),
+        }
+        if let Some(command) = &self.command {
+            println!("  command: {command}");
+        }
+        if self.restarts > 0 || self.last_exit.is_some() {
+            let last = self.last_exit.as_ref().map_or(String::new(), |e| {
+                let how = match (&e.code, &e.signal) {
+                    (Some(code), _) => format!("exit status {code}"),
+                    (_, Some(signal)) => format!("signal {signal}"),
+                    _ => "?".into(),
+                };
+                format!(", last exit: {how} after {:.1}s", e.after_secs)
+            });
+            println!("  restarts: {}{last}", self.restarts);
+        }
+        if let Some(text) = &self.status_text {
+            println!("  status: {}", escape(text));
+        }
+    }
+}
+
+/// Control characters shown escaped, as `systemctl status` does: text that comes from the
+/// program must not drive the admin's terminal.
+fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
@@ -123,38 +281,9 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
             serde_json::to_string_pretty(&report).map_err(|e| Failure::new(1, e.to_string()))?
         );
     } else {
-        let label = report.label();
-        match report.state {
-            "running" => {
-                println!(
-                    "{label} is running (pid {}, up {})",
-                    report.pid.unwrap_or(0),
-                    report
-                        .uptime_secs
-                        .map_or("?".into(), |s| human(Duration::from_secs(s)))
-                );
-                if let Some(command) = &report.command {
-                    println!("  command: {command}");
-                }
-                let how = report.readiness.as_deref().unwrap_or("unknown");
-                match report.ready {
-                    Some(false) => println!("  readiness: starting, waiting for {how}"),
-                    _ => println!("  readiness: ready ({how})"),
-                }
-            }
-            "dead" => println!(
-                "{label} is dead (pid {} gone); its pidfile {} is left",
-                report.pid.map_or("?".into(), |p| p.to_string()),
-                pidfile.display()
-            ),
-            "stopped" => println!("{label} is not running"),
-            _ => println!(
-                "{label}: unknown ({})",
-                report.problem.as_deref().unwrap_or("?")
-            ),
-        }
+        report.print();
     }
-    Ok(report.exit_code())
+    Ok(report.code)
 }
 
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
@@ -164,7 +293,7 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
             .flatten()
             .filter_map(|e| {
                 let file = e.file_name().to_string_lossy().into_owned();
-                file.strip_suffix(".pid.json")
+                file.strip_suffix(".pid.status")
                     .or_else(|| file.strip_suffix(".pid"))
                     .map(str::to_string)
             })
@@ -194,18 +323,19 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     println!(
-        "{:<20} {:<8} {:>8} {:>10}  COMMAND",
-        "NAME", "STATE", "PID", "UPTIME"
+        "{:<20} {:<9} {:>8} {:>8} {:>10}  COMMAND",
+        "NAME", "STATE", "PID", "RESTARTS", "UPTIME"
     );
     for r in &reports {
         println!(
-            "{:<20} {:<8} {:>8} {:>10}  {}",
+            "{:<20} {:<9} {:>8} {:>8} {:>10}  {}",
             r.label(),
             r.state,
             r.pid.map_or("-".into(), |p| p.to_string()),
+            r.restarts,
             r.uptime_secs
                 .map_or("-".into(), |s| human(Duration::from_secs(s))),
-            r.command.as_deref().unwrap_or("-")
+            r.command.as_deref().map_or("-".into(), escape)
         );
     }
     Ok(0)

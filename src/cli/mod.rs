@@ -4,7 +4,6 @@
 
 mod control;
 mod inspect;
-mod record;
 mod rundir;
 mod start;
 
@@ -15,21 +14,22 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes (LSB init-script conventions):
+  run: the program's exit status (128+N when killed by signal N)
   start, stop, restart, signal, list:
     0  success (starting a running daemon and stopping a stopped one are successes)
     1  generic error (including: not ready in time, still running after the stop schedule)
     2  invalid arguments (unknown user or group, missing directory, bad value)
     4  insufficient privilege
     5  program not installed (missing or not executable)
-    7  not running (signal)
+    7  not running (signal, restart)
   status:
-    0  running
-    1  dead, pidfile left behind
-    3  not running
-    4  unknown (the pidfile cannot be read, or its lock is held by another process)";
+    0  running (starting, running, ready, stopping)
+    1  dead: not running but should be (backoff, failed, exited with a failure)
+    3  not running (stopped, exited with status 0, never started)
+    4  unknown (the pidfile or its record cannot be read)";
 
-/// Start any program as a correct Unix daemon, wait until it is ready, then stop, restart,
-/// signal and inspect it.
+/// Start any program as a correct Unix daemon under a small keeper that restarts it, stops all
+/// of it and knows its state; wait until it is ready; then stop, restart, signal and inspect it.
 #[derive(Debug, Parser)]
 #[command(name = "daemonic", version, after_long_help = EXIT_CODES)]
 pub struct Cli {
@@ -40,6 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Start(Box<start::StartArgs>),
+    Run(Box<start::RunArgs>),
     Stop(control::StopArgs),
     Restart(control::RestartArgs),
     Status(inspect::StatusArgs),
@@ -122,7 +123,8 @@ impl Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let (verb, result) = match cli.command {
-        Command::Start(args) => ("start", start::run(&args, None)),
+        Command::Start(args) => ("start", start::run(&args)),
+        Command::Run(args) => ("run", start::foreground(&args)),
         Command::Stop(args) => ("stop", control::stop(&args)),
         Command::Restart(args) => ("restart", control::restart(&args)),
         Command::Status(args) => ("status", inspect::status(&args)),

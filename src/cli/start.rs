@@ -1,33 +1,73 @@
-//! `daemonic start`: every library option as a flag, readiness, and the record.
+//! `daemonic start` and `daemonic run`: every library option as a flag, the restart policy, and
+//! readiness. `start` detaches a keeper; `run` is the keeper in the foreground.
 
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use daemonic::{Daemon, Environment, ErrorKind, Program, Progress, Readiness, Stdio};
+use daemonic::{
+    Daemon, Environment, ErrorKind, Policy, Program, Progress, Readiness, Restart, Stdio,
+};
 
-use super::record::{self, Record};
 use super::{Failure, Target, rundir};
 
-const EXAMPLES: &str = "\
+const START_EXAMPLES: &str = "\
 Examples:
   daemonic start -n web -u www-data -o /var/log/web.log -- /usr/sbin/web --port 8080
-  daemonic start -n api --notify --ready-timeout 30 -- /usr/bin/api-server
+  daemonic start -n api --notify --restart on-failure -- /usr/bin/api-server
   daemonic start -p /run/worker.pid --ready-fd 3 -e RUST_LOG=info -- worker
-  daemonic start -n job --clear-env -e PATH=/usr/bin:/bin -d /srv/job -m 027 -- ./run.sh";
+  daemonic start -n nginx --restart always --give-up 5/60 -- nginx -g 'daemon off;'";
 
-/// Start PROGRAM as a daemon and return once it is ready.
+const RUN_EXAMPLES: &str = "\
+Examples:
+  ENTRYPOINT [\"daemonic\", \"run\", \"--\", \"/usr/local/bin/app\"]      (Dockerfile, as PID 1)
+  exec daemonic run --restart on-failure -u app -- /usr/bin/app      (a runit or s6 run script)
+  ExecStart=/usr/bin/daemonic run --notify -- /usr/bin/app          (systemd, Type=notify)";
+
+/// Start PROGRAM as a supervised daemon and return once it is ready.
 ///
-/// The daemon's pid, the one in the pidfile, is the program's own: no wrapper process stays
-/// between them. The program inherits the pidfile's lock on a read-only descriptor at a high
-/// number (below min(RLIMIT_NOFILE, 1024)); the lock is what tells a running daemon from a stale
-/// pidfile, so a program that closes descriptors it did not open also drops it.
+/// A keeper (a small daemonic process) becomes the daemon: it holds the pidfile's lock, runs the
+/// program as its child in its own process group, restarts it by --restart, stops all of it on
+/// `daemonic stop`, and keeps a status record beside the pidfile. The pidfile names the
+/// program's pid (so `kill -HUP $(cat PIDFILE)` reaches the program), rewritten at each restart.
+/// If the keeper is killed, its program is killed with it (PR_SET_PDEATHSIG), so a new start
+/// never runs a second copy.
 #[derive(Debug, Clone, Args)]
-#[command(after_help = EXAMPLES)]
+#[command(after_help = START_EXAMPLES)]
 pub struct StartArgs {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// Run PROGRAM under a keeper in the foreground: for containers (as PID 1 it reaps every
+/// orphan), runit and s6 run scripts, and systemd (Type=notify).
+///
+/// TERM and INT stop the whole service (by --stop-schedule, starting with the signal received);
+/// HUP, QUIT, USR1, USR2 and WINCH are passed to the program's process group. The exit status
+/// is the program's (128+N for a signal). Standard streams are inherited unless redirected.
+/// With --name or --pidfile, `daemonic status/stop/signal/restart` work on it too.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = RUN_EXAMPLES)]
+pub struct RunArgs {
+    /// The service's name (optional): its pidfile is RUNDIR/NAME.pid.
+    #[arg(short, long, conflicts_with = "pidfile")]
+    pub name: Option<String>,
+    /// A pidfile (optional).
+    #[arg(short, long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+    /// Where named services' pidfiles live (as for start).
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    pub rundir: Option<PathBuf>,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// The options shared by `start` and `run`: what the program gets, readiness and restarts.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
     /// Working directory (inside the chroot, if any).
     #[arg(short = 'd', long, value_name = "DIR", default_value = "/")]
     pub chdir: PathBuf,
@@ -43,10 +83,10 @@ pub struct StartArgs {
     /// Change root to DIR before dropping privileges.
     #[arg(long, value_name = "DIR")]
     pub chroot: Option<PathBuf>,
-    /// Standard output to FILE [default: /dev/null].
+    /// Standard output to FILE [default: /dev/null; inherited for run].
     #[arg(long, value_name = "FILE", conflicts_with = "output")]
     pub stdout: Option<PathBuf>,
-    /// Standard error to FILE [default: /dev/null].
+    /// Standard error to FILE [default: /dev/null; inherited for run].
     #[arg(long, value_name = "FILE", conflicts_with = "output")]
     pub stderr: Option<PathBuf>,
     /// Standard output and error to FILE.
@@ -61,7 +101,7 @@ pub struct StartArgs {
     /// Start from an empty environment (then apply --env).
     #[arg(long)]
     pub clear_env: bool,
-    /// Keep descriptor N open in the daemon (repeatable).
+    /// Keep descriptor N open in the program (repeatable).
     #[arg(long, value_name = "N")]
     pub keep_fd: Vec<i32>,
     /// Disable core dumps.
@@ -70,12 +110,34 @@ pub struct StartArgs {
     /// Wait for sd_notify READY=1 on $NOTIFY_SOCKET (STATUS= lines are shown).
     #[arg(long, conflicts_with = "ready_fd")]
     pub notify: bool,
-    /// Wait for the program to write a newline to descriptor N (s6 style).
+    /// Wait for the program to write a newline to descriptor N (s6 style; fresh at each start).
     #[arg(long, value_name = "N")]
     pub ready_fd: Option<i32>,
+    /// Count a program without a readiness protocol as ready once it stayed up SECS.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, conflicts_with_all = ["notify", "ready_fd"])]
+    pub ready_after: Option<Duration>,
     /// Give up (and stop the program) if it is not ready after SECS; EXTEND_TIMEOUT_USEC extends it.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
     pub ready_timeout: Duration,
+    /// When to start the program again after it exits: no, on-failure (non-zero exit, core
+    /// dump, or a signal the keeper did not send) or always.
+    #[arg(long, value_name = "WHEN", default_value = "no")]
+    pub restart: Restart,
+    /// A run at least this long (ready this long) was stable: restart at once, reset the delay.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds_or_zero)]
+    pub stable_after: Duration,
+    /// The delay after a quick failure; doubles (with jitter) after each further one.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds_or_zero)]
+    pub restart_delay: Duration,
+    /// The longest delay between restarts.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds_or_zero)]
+    pub restart_max_delay: Duration,
+    /// Give up after N failures within SECS (the service ends in state "failed").
+    #[arg(long, value_name = "N/SECS", value_parser = parse_give_up)]
+    pub give_up: Option<(u32, Duration)>,
+    /// The schedule the keeper uses on SIGTERM/SIGINT and for what an exited program left behind.
+    #[arg(long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5")]
+    pub stop_schedule: daemonic::stop::Schedule,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARG]...")]
     pub command: Vec<String>,
@@ -95,165 +157,182 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Seconds, at most ten years: a larger value is a typo, and `Duration::from_secs_f64` panics
+/// on values that overflow.
+const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_SECONDS)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| "a positive number of seconds".to_string())
+        .ok_or_else(|| "a positive number of seconds, at most ten years".to_string())
 }
 
-/// Starts the daemon. `recorded` is the record `restart` replays: its directory and environment
-/// stand in for the current ones.
-pub fn run(args: &StartArgs, recorded: Option<&Record>) -> Result<u8, Failure> {
+fn parse_seconds_or_zero(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= MAX_SECONDS)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| "a number of seconds from 0 to ten years".to_string())
+}
+
+fn parse_give_up(text: &str) -> Result<(u32, Duration), String> {
+    let usage = || "N/SECS: N failures (1 or more) within SECS seconds, such as 5/60".to_string();
+    let (count, window) = text.split_once('/').ok_or_else(usage)?;
+    let count: u32 = count.parse().ok().filter(|&n| n > 0).ok_or_else(usage)?;
+    Ok((count, parse_seconds(window).map_err(|_| usage())?))
+}
+
+impl ServiceArgs {
+    /// The builder for this service, with `pidfile` if any.
+    fn daemon(&self, pidfile: Option<&PathBuf>, foreground: bool) -> Result<Daemon, Failure> {
+        let (user, group) = match (self.user.as_deref().map(|u| u.split_once(':')), &self.group) {
+            (Some(Some(_)), Some(_)) => {
+                return Err(Failure::new(
+                    2,
+                    "give the group either as --user USER:GROUP or as --group, not both",
+                ));
+            }
+            (Some(Some((u, g))), None) => (Some(u.to_string()), Some(g.to_string())),
+            (Some(None), g) => (self.user.clone(), g.clone()),
+            (None, g) => (None, g.clone()),
+        };
+        let mut daemon = Daemon::new()
+            .workdir(&self.chdir)
+            .umask(self.umask)
+            .no_core(self.no_core)
+            .timeout(self.ready_timeout);
+        if let Some(pidfile) = pidfile {
+            daemon = daemon.pidfile(pidfile);
+        }
+        if foreground {
+            daemon = daemon
+                .stdin(Stdio::Inherit)
+                .stdout(Stdio::Inherit)
+                .stderr(Stdio::Inherit);
+        }
+        if let Some(u) = user {
+            daemon = daemon.user(u);
+        }
+        if let Some(g) = group {
+            daemon = daemon.group(g);
+        }
+        if let Some(root) = &self.chroot {
+            daemon = daemon.chroot(root);
+        }
+        let file = |path: &PathBuf| {
+            if self.append {
+                Stdio::append(path)
+            } else {
+                Stdio::truncate(path)
+            }
+        };
+        if let Some(path) = &self.output {
+            daemon = daemon.stdout(file(path)).stderr(file(path));
+        }
+        if let Some(path) = &self.stdout {
+            daemon = daemon.stdout(file(path));
+        }
+        if let Some(path) = &self.stderr {
+            daemon = daemon.stderr(file(path));
+        }
+        let mut environment = Environment::inherit();
+        if self.clear_env {
+            environment = Environment::empty();
+        }
+        for (key, value) in &self.env {
+            environment = environment.set(key, value);
+        }
+        daemon = daemon.environment(environment);
+        for &fd in &self.keep_fd {
+            // SAFETY: F_GETFD only asks whether `fd` is open.
+            if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                return Err(Failure::new(
+                    2,
+                    format!("--keep-fd {fd}: not an open descriptor above 2"),
+                ));
+            }
+            // SAFETY: checked open just above; this process never closes it before exec.
+            daemon = daemon.keep_fd(unsafe { BorrowedFd::borrow_raw(fd) });
+        }
+        Ok(daemon.readiness(self.readiness()))
+    }
+
+    fn readiness(&self) -> Readiness {
+        match (self.notify, self.ready_fd) {
+            (true, _) => Readiness::Notify,
+            (false, Some(fd)) => Readiness::Fd(fd),
+            (false, None) => Readiness::Exec,
+        }
+    }
+
+    fn policy(&self) -> Policy {
+        let mut policy = Policy::new()
+            .restart(self.restart)
+            .stable_after(self.stable_after)
+            .restart_delay(self.restart_delay)
+            .restart_max_delay(self.restart_max_delay.max(self.restart_delay))
+            .stop_schedule(self.stop_schedule.clone());
+        if let Some((count, window)) = self.give_up {
+            policy = policy.give_up(count, window);
+        }
+        if let Some(after) = self.ready_after {
+            policy = policy.ready_after(after);
+        }
+        policy
+    }
+
+    fn program(&self) -> Program {
+        Program::new(&self.command[0]).args(&self.command[1..])
+    }
+}
+
+/// Starts the service under a detached keeper.
+pub fn run(args: &StartArgs) -> Result<u8, Failure> {
     let pidfile = args.target.pidfile()?;
     let label = args.target.label();
     if args.target.name.is_some() {
         rundir::ensure(pidfile.parent().unwrap_or(std::path::Path::new("/")))?;
     }
-    let (user, group) = match (args.user.as_deref().map(|u| u.split_once(':')), &args.group) {
-        (Some(Some(_)), Some(_)) => {
-            return Err(Failure::new(
-                2,
-                "give the group either as --user USER:GROUP or as --group, not both",
-            ));
-        }
-        (Some(Some((u, g))), None) => (Some(u.to_string()), Some(g.to_string())),
-        (Some(None), g) => (args.user.clone(), g.clone()),
-        (None, g) => (None, g.clone()),
-    };
-    let mut daemon = Daemon::new()
-        .pidfile(&pidfile)
-        .workdir(&args.chdir)
-        .umask(args.umask)
-        .no_core(args.no_core)
-        .timeout(args.ready_timeout);
-    if let Some(u) = user {
-        daemon = daemon.user(u);
-    }
-    if let Some(g) = group {
-        daemon = daemon.group(g);
-    }
-    if let Some(root) = &args.chroot {
-        daemon = daemon.chroot(root);
-    }
-    let file = |path: &PathBuf| {
-        if args.append {
-            Stdio::append(path)
-        } else {
-            Stdio::truncate(path)
-        }
-    };
-    if let Some(path) = &args.output {
-        daemon = daemon.stdout(file(path)).stderr(file(path));
-    }
-    if let Some(path) = &args.stdout {
-        daemon = daemon.stdout(file(path));
-    }
-    if let Some(path) = &args.stderr {
-        daemon = daemon.stderr(file(path));
-    }
-    let mut environment = match recorded {
-        Some(record) => record
-            .env
-            .iter()
-            .fold(Environment::empty(), |env, (k, v)| env.set(k, v)),
-        None => Environment::inherit(),
-    };
-    if args.clear_env {
-        environment = Environment::empty();
-    }
-    for (key, value) in &args.env {
-        environment = environment.set(key, value);
-    }
-    daemon = daemon.environment(environment);
-    for &fd in &args.keep_fd {
-        // SAFETY: F_GETFD only asks whether `fd` is open.
-        if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Failure::new(
-                2,
-                format!("--keep-fd {fd}: not an open descriptor above 2"),
-            ));
-        }
-        // SAFETY: checked open just above; this process never closes it before exec.
-        daemon = daemon.keep_fd(unsafe { BorrowedFd::borrow_raw(fd) });
-    }
-    let readiness = match (args.notify, args.ready_fd) {
-        (true, _) => Readiness::Notify,
-        (false, Some(fd)) => Readiness::Fd(fd),
-        (false, None) => Readiness::Exec,
-    };
-    daemon = daemon.readiness(readiness);
-    let program = Program::new(&args.command[0]).args(&args.command[1..]);
-
-    let record = Record {
-        name: args.target.name.clone(),
-        pidfile: pidfile.clone(),
-        args: match recorded {
-            Some(r) => r.args.clone(),
-            None => start_args(),
-        },
-        cwd: match recorded {
-            Some(r) => r.cwd.clone(),
-            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-        },
-        env: match recorded {
-            Some(r) => r.env.clone(),
-            None => std::env::vars().collect(),
-        },
-        command: args.command.clone(),
-        started_at: record::now(),
-        readiness: match readiness {
-            Readiness::Exec => "exec".into(),
-            Readiness::Notify => "notify".into(),
-            Readiness::Fd(n) => format!("fd {n}"),
-        },
-    };
-    let mut saved: Option<Result<(), Failure>> = None;
-    let result = daemon.spawn_with(&program, |progress| match progress {
-        // The record is written while the daemon runs its steps and the launcher would only
-        // wait: it costs the start no time. `status` tells "starting" from "ready" from the
-        // kernel's lock table (this launcher took the lock), so nothing is written afterwards.
-        Progress::Started { .. } => saved = Some(record.save()),
-        Progress::Status(status) => eprintln!("daemonic start: {label}: {status}"),
-        _ => {}
-    });
-    let spawned = match result {
-        Ok(spawned) => spawned,
-        Err(err) => {
-            if saved.is_some() {
-                // The start failed after the record was written: put back what was there.
-                match recorded {
-                    Some(previous) => {
-                        let _ = previous.save();
-                    }
-                    None => record::remove(&pidfile),
-                }
+    let daemon = args.service.daemon(Some(&pidfile), false)?;
+    let result =
+        daemon.supervise_with(&args.service.program(), args.service.policy(), |progress| {
+            if let Progress::Status(status) = progress {
+                eprintln!("daemonic start: {label}: {status}");
             }
+        });
+    match result {
+        Ok(_) => Ok(0),
+        Err(err) => {
             if let ErrorKind::AlreadyRunning(pid) = err.kind() {
                 let pid = pid.map_or_else(|| "being started".to_string(), |p| format!("pid {p}"));
                 eprintln!("daemonic start: {label} is already running ({pid})");
                 return Ok(0);
             }
-            return Err(Failure::from_library(&err));
+            Err(Failure::from_library(&err))
         }
-    };
-    // The daemon runs: a record that cannot be written costs restart and list, not the start.
-    if let Some(Err(failure)) = saved {
-        eprintln!(
-            "daemonic start: {label}: started (pid {}), but {}",
-            spawned.pid(),
-            failure.message
-        );
     }
-    Ok(0)
 }
 
-/// This invocation's arguments after `start`, for the record.
-fn start_args() -> Vec<String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().position(|a| a == "start") {
-        Some(i) => args[i + 1..].to_vec(),
-        None => args,
+/// Runs the service under a keeper in this process; exits with the program's status.
+pub fn foreground(args: &RunArgs) -> Result<u8, Failure> {
+    let target = Target {
+        name: args.name.clone(),
+        pidfile: args.pidfile.clone(),
+        rundir: args.rundir.clone(),
+    };
+    let pidfile = match (&args.name, &args.pidfile) {
+        (None, None) => None,
+        _ => Some(target.pidfile()?),
+    };
+    if let (Some(_), Some(path)) = (&args.name, &pidfile) {
+        rundir::ensure(path.parent().unwrap_or(std::path::Path::new("/")))?;
+    }
+    let daemon = args.service.daemon(pidfile.as_ref(), true)?;
+    match daemon.run(&args.service.program(), args.service.policy()) {
+        Ok(Some(exit)) => Ok(exit.shell_code()),
+        Ok(None) => Ok(0),
+        Err(err) => Err(Failure::from_library(&err)),
     }
 }

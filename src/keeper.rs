@@ -1,0 +1,1093 @@
+//! The keeper: the process of ours that stays with a service for its whole life. It holds the
+//! pidfile's lock, is the program's parent and the child subreaper of everything beneath it,
+//! restarts the program by its [`Policy`], stops all of it, and publishes its state.
+//!
+//! One `poll` loop, no threads, no sleeps: a signalfd (children, stop and forwarded signals),
+//! the control socket and its clients, the sd_notify socket, the readiness pipe of the current
+//! run, and the program's stderr pipe; the state table's deadline is the poll timeout. The
+//! behaviour lives in [`crate::supervise`]; this module turns system events into table events
+//! and carries out the table's effects.
+//!
+//! The program is started with `fork` and the steps below, all system calls (see
+//! [`program_steps`]); an exec failure comes back over a close-on-exec pipe, as in s6.
+
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::channel::{self, Record};
+use crate::control::{self, Reply, Request};
+use crate::error::Step;
+use crate::fds;
+use crate::identity::{self, Credentials};
+use crate::launcher::Readiness;
+use crate::notify::{self, Message};
+use crate::pidfile::Pidfile;
+use crate::process;
+use crate::status::{self, Exit, ServiceState, ServiceStatus};
+use crate::stop::Schedule;
+use crate::supervise::{Effect, Event, Machine, Phase, Policy, Target};
+
+/// How long a control client may take to send its request.
+const CLIENT_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything needed to start the program, resolved before the keeper's first fork and reused
+/// for every restart (nothing is allocated between fork and exec).
+pub(crate) struct Spec {
+    pub path: CString,
+    pub argv_ptrs: Vec<*const libc::c_char>,
+    pub envp_ptrs: Vec<*const libc::c_char>,
+    /// Owns what the pointer arrays point at.
+    pub _strings: (Vec<CString>, Vec<CString>),
+    pub creds: Option<Credentials>,
+    pub workdir: CString,
+    pub chroot: Option<CString>,
+    pub umask: libc::mode_t,
+    pub no_core: bool,
+    pub readiness: Readiness,
+    /// The caller's descriptors the program keeps at their numbers, sorted.
+    pub keep: Vec<RawFd>,
+    /// Standard output and error name the same file: both go through the keeper's pipe.
+    pub shared_output: bool,
+    /// In the foreground on a terminal: the program's group becomes the terminal's foreground
+    /// group, so it can read from it (as tini does).
+    pub tty: bool,
+}
+
+/// Where the keeper publishes: the pidfile it holds and the files beside it.
+pub(crate) struct Files {
+    pub pidfile: Pidfile,
+    pub status: status::Writer,
+    pub socket: PathBuf,
+}
+
+/// What the keeper was handed by the procedure that made it.
+pub(crate) struct Setup {
+    pub spec: Spec,
+    pub policy: Policy,
+    pub files: Option<Files>,
+    /// The launcher's status pipe, while it waits.
+    pub launcher: Option<OwnedFd>,
+    /// The launcher's stderr relay, while it waits.
+    pub relay: Option<OwnedFd>,
+    pub notify: Option<notify::Listener>,
+    /// In the foreground (`daemonic run`): pass readiness on to `$NOTIFY_SOCKET`.
+    pub foreground: bool,
+}
+
+/// A control connection.
+struct Client {
+    stream: UnixStream,
+    since: Instant,
+    /// The request it made and waits on, once read.
+    waiting: Option<Request>,
+}
+
+/// The running keeper.
+pub(crate) struct Keeper {
+    spec: Spec,
+    machine: Machine,
+    files: Option<Files>,
+    launcher: Option<OwnedFd>,
+    relay: Option<OwnedFd>,
+    notify: Option<notify::Listener>,
+    foreground: bool,
+    signals: OwnedFd,
+    listener: Option<UnixListener>,
+    clients: Vec<Client>,
+    /// The readiness pipe of the current run (s6 style).
+    ready: Option<OwnedFd>,
+    ready_seen: bool,
+    /// The program's stderr: the keeper holds both ends across restarts, so nothing written is
+    /// lost, and copies it to its own stderr (and to the launcher until ready).
+    stderr: Option<(OwnedFd, OwnedFd)>,
+    status_text: String,
+    since: SystemTime,
+    started: SystemTime,
+    last_state: Option<ServiceState>,
+    /// Whether the launcher was told the outcome (ready or failed).
+    reported: bool,
+    keeper_pid: u32,
+    /// The schedule for the keeper's own SIGTERM/SIGINT.
+    policy_schedule: Schedule,
+    /// The program's pid in its last run, for replies after it was reaped.
+    last_pid: Option<u32>,
+    /// The run whose readiness an outer service manager was told of.
+    announced: Option<u32>,
+}
+
+/// The signals the keeper takes through its signalfd.
+const HANDLED: [libc::c_int; 8] = [
+    libc::SIGCHLD,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+impl Keeper {
+    /// Prepares the keeper in its own process (after the daemon steps, or in the foreground):
+    /// subreaper, signals, control socket. Fails with the step and OS error.
+    pub(crate) fn new(setup: Setup) -> Result<Keeper, (Step, io::Error)> {
+        // SAFETY: getpid has no preconditions.
+        let keeper_pid = unsafe { libc::getpid() } as u32;
+        become_subreaper().map_err(|e| (Step::Keeper, e))?;
+        let signals = signalfd().map_err(|e| (Step::Signals, e))?;
+        // A write to a reader that left (the launcher's relay) must fail with EPIPE, not kill.
+        // SAFETY: SIG_IGN has no handler to run.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let listener = match &setup.files {
+            Some(files) => Some(bind_control(&files.socket).map_err(|e| (Step::Control, e))?),
+            None => None,
+        };
+        let stderr = if setup.relay.is_some() {
+            Some(channel::pipe().map_err(|e| (Step::Stderr, e))?)
+        } else {
+            None
+        };
+        let has_protocol = !matches!(setup.spec.readiness, Readiness::Exec);
+        let seed = u64::from(keeper_pid) ^ now_nanos();
+        let now = SystemTime::now();
+        Ok(Keeper {
+            policy_schedule: setup.policy.schedule().clone(),
+            last_pid: None,
+            announced: None,
+            machine: Machine::new(setup.policy, has_protocol, seed),
+            spec: setup.spec,
+            files: setup.files,
+            launcher: setup.launcher,
+            relay: setup.relay,
+            notify: setup.notify,
+            foreground: setup.foreground,
+            signals,
+            listener,
+            clients: Vec::new(),
+            ready: None,
+            ready_seen: false,
+            stderr,
+            status_text: String::new(),
+            since: now,
+            started: now,
+            last_state: None,
+            reported: false,
+            keeper_pid,
+        })
+    }
+
+    /// Runs the service until the table says to leave; returns how the program last ended.
+    pub(crate) fn run(mut self) -> Option<Exit> {
+        let effects = vec![Effect::Spawn];
+        self.apply(effects);
+        while !matches!(self.machine.phase(), Phase::Done(_)) {
+            self.wait_and_dispatch();
+        }
+        self.finish()
+    }
+
+    /// Feeds one event to the table and carries out what it says.
+    fn feed(&mut self, event: Event) {
+        let effects = self.machine.on(event, Instant::now());
+        self.apply(effects);
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        let mut queue = std::collections::VecDeque::from(effects);
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Spawn => {
+                    let event = match self.spawn() {
+                        Ok(pid) => Event::Spawned(pid),
+                        Err((step, errno)) => {
+                            self.report_failure(step, errno);
+                            Event::SpawnFailed
+                        }
+                    };
+                    queue.extend(self.machine.on(event, Instant::now()));
+                }
+                Effect::Signal(signal, target) => self.signal(signal, target),
+                Effect::Publish => self.publish(),
+            }
+        }
+        self.answer_clients();
+    }
+
+    /// One poll over every source, then the events it found.
+    fn wait_and_dispatch(&mut self) {
+        const SIGNALS: usize = 0;
+        const LISTENER: usize = 1;
+        const NOTIFY: usize = 2;
+        const READY: usize = 3;
+        const STDERR: usize = 4;
+        const CLIENTS: usize = 5;
+        let raw = |fd: Option<RawFd>| fd.unwrap_or(-1);
+        let mut fds: Vec<libc::pollfd> = [
+            Some(self.signals.as_raw_fd()),
+            self.listener.as_ref().map(AsRawFd::as_raw_fd),
+            self.notify.as_ref().map(notify::Listener::fd),
+            self.ready.as_ref().map(AsRawFd::as_raw_fd),
+            self.stderr.as_ref().map(|(r, _)| r.as_raw_fd()),
+        ]
+        .into_iter()
+        .map(|fd| pollfd(raw(fd)))
+        .collect();
+        let polled_clients = self.clients.len();
+        for client in &self.clients {
+            let fd = if client.waiting.is_none() {
+                client.stream.as_raw_fd()
+            } else {
+                -1
+            };
+            fds.push(pollfd(fd));
+        }
+        let now = Instant::now();
+        let mut deadline = self.machine.deadline();
+        if let Some(oldest) = self
+            .clients
+            .iter()
+            .filter(|c| c.waiting.is_none())
+            .map(|c| c.since)
+            .min()
+        {
+            let expiry = oldest + CLIENT_GRACE;
+            deadline = Some(deadline.map_or(expiry, |d| d.min(expiry)));
+        }
+        let timeout = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(now);
+                // Round up: waking a millisecond early would only poll again.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            }
+            None => -1,
+        };
+        // SAFETY: `fds` is a live array of pollfd of the length given; negative fds are ignored.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if rc < 0 {
+            return;
+        }
+        let ready = |i: usize| fds.get(i).is_some_and(|p| p.fd >= 0 && p.revents != 0);
+        if ready(STDERR) {
+            self.copy_stderr();
+        }
+        if ready(SIGNALS) {
+            self.read_signals();
+        }
+        if ready(NOTIFY) {
+            self.read_notify();
+        }
+        if ready(READY) {
+            self.read_ready();
+        }
+        // Clients accepted below were not polled: they are read in the next round.
+        let readable: Vec<usize> = (0..polled_clients)
+            .filter(|&i| ready(CLIENTS + i))
+            .collect();
+        if ready(LISTENER) {
+            self.accept();
+        }
+        for i in readable.into_iter().rev() {
+            self.read_request(i);
+        }
+        self.expire_clients();
+        if self.machine.deadline().is_some_and(|d| Instant::now() >= d) {
+            self.feed(Event::Timer);
+        }
+    }
+
+    // ---- the program -------------------------------------------------------------------
+
+    /// Forks and executes the program; returns its pid, or the failed step and errno.
+    fn spawn(&mut self) -> Result<u32, (Step, i32)> {
+        let (errors_r, errors_w) = channel::pipe().map_err(|e| (Step::Fork, errno(&e)))?;
+        let ready_pipe = match self.spec.readiness {
+            Readiness::Fd(_) => Some(channel::pipe().map_err(|e| (Step::Readiness, errno(&e)))?),
+            _ => None,
+        };
+        let child = ChildFds {
+            errors: errors_w.as_raw_fd(),
+            ready: ready_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
+            stderr: self.stderr.as_ref().map(|(_, w)| w.as_raw_fd()),
+            keeper: self.keeper_pid as libc::pid_t,
+        };
+        // SAFETY: the keeper runs one thread; the child makes system calls only, then execve or
+        // _exit (program_steps).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err((Step::Fork, errno(&io::Error::last_os_error())));
+        }
+        if pid == 0 {
+            program_steps(&self.spec, &child);
+        }
+        drop(errors_w);
+        let pid = pid as u32;
+        // Put the child in its group from this side too, so a signal to the group that follows
+        // at once cannot miss it (the child's own setpgid may not have run yet).
+        // SAFETY: setpgid has no memory effects; EACCES after the child's exec is harmless.
+        unsafe { libc::setpgid(pid as libc::pid_t, pid as libc::pid_t) };
+        let mut receiver = channel::Receiver::new(errors_r);
+        // The child writes one record if a step or execve fails; end-of-file means it ran.
+        while !receiver.is_closed() {
+            match receiver.read() {
+                Ok(records) => {
+                    if let Some(Record::Failed(step, errno)) = records.first() {
+                        return Err((*step, *errno));
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        self.ready = ready_pipe.map(|(r, _)| r);
+        self.ready_seen = false;
+        if let Some(files) = &self.files {
+            let _ = files.pidfile.write_pid(pid);
+        }
+        if let Some(launcher) = &self.launcher {
+            channel::send(launcher.as_raw_fd(), Record::Program(pid));
+        }
+        Ok(pid)
+    }
+
+    /// Reaps every child that exited; feeds the program's exit to the table.
+    fn reap(&mut self) {
+        let mut program_exit = None;
+        let alone = loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a valid status pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid > 0 {
+                if Some(pid as u32) == self.machine.pid() {
+                    program_exit = Some((Exit::from_wait_status(status), status));
+                }
+                continue;
+            }
+            // 0: children remain, none exited; -1 ECHILD: no child at all.
+            break pid < 0;
+        };
+        match program_exit {
+            Some((exit, wait_status)) => {
+                if !self.machine.is_ready() && self.launcher.is_some() {
+                    self.copy_stderr();
+                    if let Some(launcher) = &self.launcher {
+                        channel::send(launcher.as_raw_fd(), Record::Exited(wait_status));
+                    }
+                }
+                self.feed(Event::Exited { exit, alone });
+            }
+            None if alone => self.feed(Event::Empty),
+            None => {}
+        }
+    }
+
+    /// Sends `signal` to `target`. The program's group is signalled only while the program is
+    /// unreaped (its pid, and so its group id, cannot be reused until then).
+    fn signal(&mut self, signal: i32, target: Target) {
+        let program = self.machine.pid().map(|p| p as libc::pid_t);
+        match target {
+            Target::Program => {
+                if let Some(pid) = program {
+                    // SAFETY: kill has no memory effects; our unreaped child.
+                    unsafe { libc::kill(pid, signal) };
+                }
+            }
+            Target::Group => {
+                if let Some(pid) = program {
+                    // SAFETY: as above; the group is led by our unreaped child.
+                    unsafe { libc::kill(-pid, signal) };
+                }
+            }
+            Target::Service => {
+                if let Some(pid) = program {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(-pid, signal) };
+                }
+                // Every descendant, wherever it moved its group or session: as the subreaper we
+                // are the ancestor of all of them, and none of their pids can be reused while
+                // it is listed under a live parent of ours. Re-listed after each round so that
+                // processes forked meanwhile are reached.
+                for pid in process::descendants(self.keeper_pid) {
+                    // SAFETY: kill has no memory effects.
+                    unsafe { libc::kill(pid as libc::pid_t, signal) };
+                }
+            }
+        }
+    }
+
+    // ---- sources -----------------------------------------------------------------------
+
+    fn read_signals(&mut self) {
+        let mut info = [0u8; 128];
+        let mut child = false;
+        let mut received = Vec::new();
+        loop {
+            // SAFETY: `info` is writable for its length (one signalfd_siginfo).
+            let n = unsafe {
+                libc::read(
+                    self.signals.as_raw_fd(),
+                    info.as_mut_ptr().cast(),
+                    info.len(),
+                )
+            };
+            if n != info.len() as isize {
+                break;
+            }
+            let signo = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+            if signo == libc::SIGCHLD {
+                child = true;
+            } else {
+                received.push(signo);
+            }
+        }
+        if child {
+            self.reap();
+        }
+        for signo in received {
+            match signo {
+                libc::SIGTERM | libc::SIGINT => {
+                    let schedule = self.machine_schedule().with_first_signal(signo);
+                    if self.foreground {
+                        let _ = notify::notify("STOPPING=1");
+                    }
+                    self.feed(Event::Stop(schedule));
+                }
+                _ => self.feed(Event::Forward {
+                    signal: signo,
+                    group: true,
+                }),
+            }
+        }
+    }
+
+    fn machine_schedule(&self) -> Schedule {
+        self.policy_schedule.clone()
+    }
+
+    fn read_notify(&mut self) {
+        let Some(listener) = &self.notify else { return };
+        let mut messages = Vec::new();
+        while let Ok(Some((sender, data))) = listener.recv() {
+            messages.push((sender, data));
+        }
+        for (sender, data) in messages {
+            let Some(program) = self.machine.pid() else {
+                continue;
+            };
+            if !is_ours(sender, program) {
+                continue;
+            }
+            let message = Message::parse(&data);
+            if let Some(text) = &message.status {
+                self.set_status_text(text);
+            }
+            if let (Some(extend), Some(launcher)) = (message.extend_timeout, &self.launcher) {
+                let ms = u32::try_from(extend.as_millis()).unwrap_or(u32::MAX);
+                channel::send(launcher.as_raw_fd(), Record::Extend(ms));
+            }
+            if let Some(errno) = message.errno.filter(|&e| e > 0)
+                && !self.machine.is_ready()
+            {
+                // Step::Wait marks a failure the program reported itself.
+                self.report_failure(Step::Wait, errno);
+            }
+            if message.ready {
+                self.feed(Event::Ready);
+            } else if message.status.is_some() {
+                self.publish();
+            }
+        }
+    }
+
+    fn set_status_text(&mut self, text: &str) {
+        let mut end = text.len().min(status::STATUS_TEXT_MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.status_text.clear();
+        self.status_text.push_str(&text[..end]);
+        if let Some(launcher) = &self.launcher {
+            channel::send_text(launcher.as_raw_fd(), self.status_text.as_bytes());
+        }
+        if self.foreground {
+            let _ = notify::notify(&["STATUS=", &self.status_text].concat());
+        }
+    }
+
+    fn read_ready(&mut self) {
+        let Some(fd) = &self.ready else { return };
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            if buf[..n as usize].contains(&b'\n') && !self.ready_seen {
+                self.ready_seen = true;
+                self.ready = None;
+                self.feed(Event::Ready);
+            }
+        } else {
+            // Closed without a newline: not ready; the program's exit (if it exits) decides.
+            self.ready = None;
+            if !self.machine.is_ready()
+                && let Some(launcher) = &self.launcher
+            {
+                channel::send(
+                    launcher.as_raw_fd(),
+                    Record::Failed(Step::Readiness, libc::EPIPE),
+                );
+            }
+        }
+    }
+
+    /// Copies what the program wrote to stderr to the keeper's stderr (its configured target),
+    /// and to the launcher until the program is ready.
+    fn copy_stderr(&mut self) {
+        let Some((read, _)) = &self.stderr else {
+            return;
+        };
+        let mut buf = [0u8; 16384];
+        loop {
+            // SAFETY: `buf` is writable for its length; the read end is non-blocking-polled.
+            let mut pfd = pollfd(read.as_raw_fd());
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+                return;
+            }
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            let chunk = &buf[..n as usize];
+            write_all(2, chunk);
+            if let Some(relay) = &self.relay
+                && !write_all(relay.as_raw_fd(), chunk)
+            {
+                self.relay = None;
+            }
+        }
+    }
+
+    // ---- control -----------------------------------------------------------------------
+
+    fn accept(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        while let Ok((stream, _)) = listener.accept() {
+            if !peer_may_control(&stream) {
+                let _ = (&stream).write_reply(Reply::Refused);
+                continue;
+            }
+            let _ = stream.set_nonblocking(true);
+            self.clients.push(Client {
+                stream,
+                since: Instant::now(),
+                waiting: None,
+            });
+        }
+    }
+
+    fn read_request(&mut self, index: usize) {
+        let mut buf = [0u8; control::REQUEST];
+        let complete = matches!(
+            (&self.clients[index].stream).read(&mut buf),
+            Ok(n) if n == control::REQUEST
+        );
+        if !complete {
+            // Short or failed read: one request must arrive whole; anything else ends the talk.
+            let client = self.clients.swap_remove(index);
+            let _ = (&client.stream).write_reply(Reply::BadRequest);
+            return;
+        }
+        let Some(request) = Request::decode(&buf) else {
+            let client = self.clients.swap_remove(index);
+            let _ = (&client.stream).write_reply(Reply::BadRequest);
+            return;
+        };
+        match &request {
+            Request::Signal { signal, group } => {
+                let client = self.clients.swap_remove(index);
+                let reply = match self.machine.pid() {
+                    Some(pid) => {
+                        self.feed(Event::Forward {
+                            signal: *signal,
+                            group: *group,
+                        });
+                        Reply::Done(pid)
+                    }
+                    None => Reply::NotRunning,
+                };
+                let _ = (&client.stream).write_reply(reply);
+            }
+            Request::Stop(schedule) => {
+                let schedule = schedule.clone();
+                self.clients[index].waiting = Some(request);
+                self.feed(Event::Stop(schedule));
+            }
+            Request::Restart(schedule) => {
+                if let Err(errno) = self.still_startable() {
+                    let client = self.clients.swap_remove(index);
+                    let _ = (&client.stream).write_reply(Reply::Invalid(errno));
+                    return;
+                }
+                let schedule = schedule.clone();
+                self.clients[index].waiting = Some(request);
+                self.feed(Event::Restart(schedule));
+            }
+        }
+    }
+
+    /// Before a restart stops anything: the program and working directory are still there.
+    fn still_startable(&self) -> Result<(), i32> {
+        let root = self
+            .spec
+            .chroot
+            .as_ref()
+            .map(|c| PathBuf::from(c.to_string_lossy().into_owned()));
+        let inside = |c: &CString| -> PathBuf {
+            let p = PathBuf::from(c.to_string_lossy().into_owned());
+            match &root {
+                Some(root) => root.join(p.strip_prefix("/").unwrap_or(&p)),
+                None => p,
+            }
+        };
+        let program = inside(&self.spec.path);
+        let meta = std::fs::metadata(&program).map_err(|e| errno(&e))?;
+        use std::os::unix::fs::PermissionsExt;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(libc::EACCES);
+        }
+        if !inside(&self.spec.workdir).is_dir() {
+            return Err(libc::ENOENT);
+        }
+        Ok(())
+    }
+
+    /// Answers the clients whose request has an outcome now.
+    fn answer_clients(&mut self) {
+        let phase = self.machine.phase().clone();
+        let pid = self.machine.pid();
+        let overrun = self.machine.overrun();
+        let mut i = 0;
+        while i < self.clients.len() {
+            let reply = match (&self.clients[i].waiting, &phase) {
+                (Some(Request::Stop(_)), Phase::Done(_)) => {
+                    Some(Reply::Done(self.last_pid.unwrap_or(0)))
+                }
+                (Some(Request::Stop(_)), Phase::Stopping { .. }) if overrun => {
+                    Some(Reply::Overrun(self.last_pid.unwrap_or(0)))
+                }
+                (Some(Request::Restart(_)), Phase::Up { ready: true }) => {
+                    Some(Reply::Done(pid.unwrap_or(0)))
+                }
+                (Some(Request::Restart(_)), Phase::Backoff | Phase::Done(_)) => Some(Reply::NotUp(
+                    self.machine.last_exit().map(|(exit, _)| wait_status(exit)),
+                )),
+                _ => None,
+            };
+            match reply {
+                Some(reply) => {
+                    let client = self.clients.swap_remove(i);
+                    let _ = (&client.stream).write_reply(reply);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    fn expire_clients(&mut self) {
+        let now = Instant::now();
+        self.clients
+            .retain(|c| c.waiting.is_some() || now.duration_since(c.since) < CLIENT_GRACE);
+    }
+
+    // ---- publishing --------------------------------------------------------------------
+
+    /// Replaces the status record, empties the pidfile between runs, and tells the launcher
+    /// (and an outer service manager) about readiness.
+    fn publish(&mut self) {
+        let state = self.machine.state();
+        if self.last_state != Some(state) {
+            self.since = SystemTime::now();
+            self.last_state = Some(state);
+        }
+        if let Some(pid) = self.machine.pid() {
+            self.last_pid = Some(pid);
+        }
+        if self.machine.is_ready() && !self.reported {
+            self.reported = true;
+            if let Some(launcher) = self.launcher.take() {
+                self.copy_stderr();
+                channel::send(launcher.as_raw_fd(), Record::Ready);
+            }
+            self.relay = None;
+        }
+        // An outer service manager hears each run's readiness once, with its pid.
+        if self.foreground
+            && self.machine.is_ready()
+            && let Some(pid) = self.machine.pid()
+            && self.announced != Some(pid)
+        {
+            self.announced = Some(pid);
+            let mut text = String::from("READY=1\nMAINPID=");
+            push_decimal(&mut text, pid);
+            let _ = notify::notify(&text);
+        }
+        let next_restart = match self.machine.phase() {
+            Phase::Backoff => self
+                .machine
+                .deadline()
+                .map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now())),
+            _ => None,
+        };
+        let record = ServiceStatus {
+            state,
+            ready: self.machine.is_ready(),
+            keeper_pid: self.keeper_pid,
+            pid: self.machine.pid(),
+            since: self.since,
+            started: self.started,
+            restarts: self.machine.restarts(),
+            failures: self.machine.quick_failures(),
+            last_exit: self.machine.last_exit(),
+            next_restart,
+            reason: self.machine.reason(),
+            status_text: self.status_text.clone(),
+            readiness: self.spec.readiness,
+            keeper_alive: true,
+        };
+        if let Some(files) = &mut self.files {
+            if self.machine.pid().is_none() {
+                // Between runs the pidfile names nobody: `kill $(cat app.pid)` must not reach a
+                // process that reused the old number.
+                let _ = files.pidfile.clear();
+            }
+            let _ = files.status.write(&record);
+        }
+    }
+
+    /// The launcher hears why the start failed (once).
+    fn report_failure(&mut self, step: Step, errno: i32) {
+        if let Some(launcher) = &self.launcher {
+            channel::send(launcher.as_raw_fd(), Record::Failed(step, errno));
+        }
+    }
+
+    /// Leaves: a start that never came up leaves nothing behind; otherwise the record keeps the
+    /// last word, and the pidfile and socket go.
+    fn finish(mut self) -> Option<Exit> {
+        self.copy_stderr();
+        self.answer_clients();
+        let never_up = self.launcher.is_some();
+        if let Some(files) = &self.files {
+            let _ = std::fs::remove_file(&files.socket);
+            if never_up {
+                files.status.remove();
+            }
+            let _ = files.pidfile.remove();
+        }
+        self.machine.last_exit().map(|(exit, _)| exit)
+    }
+}
+
+/// The descriptors the program's steps use, as numbers (nothing is dropped in the child).
+struct ChildFds {
+    errors: RawFd,
+    ready: Option<RawFd>,
+    stderr: Option<RawFd>,
+    keeper: libc::pid_t,
+}
+
+/// In the program's process, between fork and exec: system calls only. Never returns.
+///
+/// Its own process group (never a session leader, so never a terminal); an empty signal mask and
+/// `SIGPIPE` at its default (the keeper's signalfd blocked the rest, and every other disposition
+/// is already the default); stderr onto the keeper's pipe; the readiness descriptor; every other
+/// descriptor closed; umask, chroot, chdir, core limit, privileges; then `PR_SET_PDEATHSIG` (after
+/// the privilege drop, which clears it) so that the program never outlives a killed keeper.
+fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
+    let fail = |step: Step, err: io::Error| -> ! {
+        channel::send(fds.errors, Record::Failed(step, errno(&err)));
+        // SAFETY: _exit ends the child without running the keeper's destructors.
+        unsafe { libc::_exit(127) }
+    };
+    // SAFETY: setpgid, signal, sigprocmask and tcsetpgrp are async-signal-safe system calls.
+    unsafe {
+        libc::setpgid(0, 0);
+        if spec.tty {
+            // A background group asking for the terminal gets SIGTTOU unless it ignores it.
+            libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::tcsetpgrp(0, libc::getpid());
+            libc::signal(libc::SIGTTOU, libc::SIG_DFL);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    if let Some(fd) = fds.stderr {
+        if let Err(e) = fds::dup2(fd, 2) {
+            fail(Step::Stderr, e);
+        }
+        // Both streams to one file: one pipe keeps their order.
+        if spec.shared_output
+            && let Err(e) = fds::dup2(fd, 1)
+        {
+            fail(Step::Stdout, e);
+        }
+    }
+    if let (Some(fd), Readiness::Fd(target)) = (fds.ready, spec.readiness)
+        && let Err(e) = fds::dup2(fd, target).and_then(|()| fds::set_cloexec(target, false))
+    {
+        fail(Step::Readiness, e);
+    }
+    // What stays: 0-2, the caller's descriptors, the readiness number, and the error pipe until
+    // exec closes it (close-on-exec). The list is sorted in a fixed-size buffer: no allocation.
+    let mut keep = [0 as RawFd; 64];
+    let mut n = 0;
+    for fd in spec.keep.iter().copied().chain(
+        [
+            Some(fds.errors),
+            match spec.readiness {
+                Readiness::Fd(t) => Some(t),
+                _ => None,
+            },
+        ]
+        .into_iter()
+        .flatten(),
+    ) {
+        if n < keep.len() {
+            keep[n] = fd;
+            n += 1;
+        }
+    }
+    keep[..n].sort_unstable();
+    fds::close_inherited_fds(&keep[..n], 1024);
+    for &fd in &spec.keep {
+        // A kept descriptor must survive exec even if it was opened close-on-exec.
+        if let Err(e) = fds::set_cloexec(fd, false) {
+            fail(Step::CloseFds, e);
+        }
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(spec.umask) };
+    if let Some(root) = &spec.chroot {
+        // SAFETY: a valid C string path.
+        if unsafe { libc::chroot(root.as_ptr()) } != 0 {
+            fail(Step::Chroot, io::Error::last_os_error());
+        }
+    }
+    // SAFETY: a valid C string path.
+    if unsafe { libc::chdir(spec.workdir.as_ptr()) } != 0 {
+        fail(Step::Chdir, io::Error::last_os_error());
+    }
+    if spec.no_core {
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+            fail(Step::NoCore, io::Error::last_os_error());
+        }
+    }
+    if let Some(creds) = &spec.creds
+        && let Err((step, e)) = identity::drop_privileges(creds)
+    {
+        fail(step, e);
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid has no preconditions.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        // The keeper may have died before the prctl: then nothing would ever kill us.
+        if libc::getppid() != fds.keeper {
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: the path and both arrays are NUL-terminated and were built before the fork.
+    unsafe {
+        libc::execve(
+            spec.path.as_ptr(),
+            spec.argv_ptrs.as_ptr(),
+            spec.envp_ptrs.as_ptr(),
+        )
+    };
+    fail(Step::Exec, io::Error::last_os_error())
+}
+
+/// A notification counts from the program, its descendants, or its process group.
+fn is_ours(sender: Option<u32>, program: u32) -> bool {
+    let Some(sender) = sender else {
+        return true;
+    };
+    sender == program
+        || process::is_descendant(sender, program)
+        || process::ProcStat::read(sender).is_some_and(|s| s.pgrp == program)
+}
+
+/// Whether the peer is root or the keeper's own user.
+fn peer_may_control(stream: &UnixStream) -> bool {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid has no preconditions.
+    rc == 0 && (cred.uid == 0 || cred.uid == unsafe { libc::geteuid() })
+}
+
+trait WriteReply {
+    fn write_reply(self, reply: Reply) -> io::Result<()>;
+}
+
+impl WriteReply for &UnixStream {
+    fn write_reply(self, reply: Reply) -> io::Result<()> {
+        use std::io::Write;
+        let mut stream = self;
+        stream.write_all(&reply.encode())
+    }
+}
+
+/// Binds the control socket. The keeper holds the pidfile's lock, so a socket already there is
+/// a dead keeper's: it is removed first (a planted file another user owns in a sticky
+/// directory cannot be, and the bind then fails with a clear error).
+fn bind_control(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket; remove it", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    // SAFETY: umask cannot fail; 0177 makes the socket 0600 from its first moment.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Makes this process the child subreaper: orphans beneath it are reparented to it, so it
+/// reaps them and can find them all.
+///
+/// References: PR_SET_CHILD_SUBREAPER in prctl(2).
+fn become_subreaper() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a flag.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Blocks the handled signals and returns a signalfd for them.
+///
+/// References: signalfd(2), sigprocmask(2).
+fn signalfd() -> io::Result<OwnedFd> {
+    // SAFETY: sigemptyset/sigaddset initialise the set; sigprocmask and signalfd read it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signo in HANDLED {
+            libc::sigaddset(&mut set, signo);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Writes all of `data` to `fd`; false once the reader is gone or the write fails.
+fn write_all(fd: RawFd, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        // SAFETY: `data` is initialised and outlives the call.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return false;
+        }
+        data = &data[n as usize..];
+    }
+    true
+}
+
+fn push_decimal(text: &mut String, value: u32) {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut v = value;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in (0..n).rev() {
+        text.push(char::from(digits[i]));
+    }
+}
+
+fn wait_status(exit: Exit) -> i32 {
+    match exit {
+        Exit::Code(code) => (code & 0xff) << 8,
+        Exit::Signal { signal, core } => signal | if core { 0x80 } else { 0 },
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn errno(err: &io::Error) -> i32 {
+    err.raw_os_error().unwrap_or(libc::EIO)
+}
