@@ -34,6 +34,11 @@ use crate::supervise::{Effect, Event, Machine, Phase, Policy, Target};
 /// How long a control client may take to send its request.
 const CLIENT_GRACE: Duration = Duration::from_secs(5);
 
+/// Forking mode: how long after the started process exits its daemon may take to appear in the
+/// program's pidfile, and how often the file is read meanwhile.
+const FORKING_WAIT: Duration = Duration::from_secs(30);
+const FORKING_RETRY: Duration = Duration::from_millis(5);
+
 /// Everything needed to start the program, resolved before the keeper's first fork and reused
 /// for every restart (nothing is allocated between fork and exec).
 pub(crate) struct Spec {
@@ -117,6 +122,12 @@ pub(crate) struct Keeper {
     last_pid: Option<u32>,
     /// The run whose readiness an outer service manager was told of.
     announced: Option<u32>,
+    /// Forking mode: the program's own pidfile.
+    forking: Option<PathBuf>,
+    /// Forking mode: the started process, while it runs.
+    starter: Option<u32>,
+    /// Forking mode: when to read the program's pidfile again, and when to give up.
+    search: Option<(Instant, Instant)>,
 }
 
 /// The signals the keeper takes through its signalfd.
@@ -158,6 +169,9 @@ impl Keeper {
             policy_schedule: setup.policy.schedule().clone(),
             last_pid: None,
             announced: None,
+            forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
+            starter: None,
+            search: None,
             machine: Machine::new(setup.policy, has_protocol, seed),
             spec: setup.spec,
             files: setup.files,
@@ -219,6 +233,13 @@ impl Keeper {
 
     /// One poll over every source, then the events it found.
     fn wait_and_dispatch(&mut self) {
+        // A stop may have found nothing to signal: no child means nothing will ever report.
+        if matches!(self.machine.phase(), Phase::Stopping { .. }) {
+            self.reap();
+            if matches!(self.machine.phase(), Phase::Done(_)) {
+                return;
+            }
+        }
         const SIGNALS: usize = 0;
         const LISTENER: usize = 1;
         const NOTIFY: usize = 2;
@@ -247,6 +268,9 @@ impl Keeper {
         }
         let now = Instant::now();
         let mut deadline = self.machine.deadline();
+        if let Some((next, _)) = self.search {
+            deadline = Some(deadline.map_or(next, |d| d.min(next)));
+        }
         if let Some(oldest) = self
             .clients
             .iter()
@@ -294,6 +318,9 @@ impl Keeper {
             self.read_request(i);
         }
         self.expire_clients();
+        if self.search.is_some_and(|(next, _)| Instant::now() >= next) {
+            self.search_main();
+        }
         if self.machine.deadline().is_some_and(|d| Instant::now() >= d) {
             self.feed(Event::Timer);
         }
@@ -325,6 +352,11 @@ impl Keeper {
         }
         drop(errors_w);
         let pid = pid as u32;
+        if self.last_state.is_none() {
+            // The first record, before the program can run: a reader never finds none. Written
+            // while the child execs, so it costs the start little.
+            self.publish_as(Some(pid));
+        }
         // Put the child in its group from this side too, so a signal to the group that follows
         // at once cannot miss it (the child's own setpgid may not have run yet).
         // SAFETY: setpgid has no memory effects; EACCES after the child's exec is harmless.
@@ -343,6 +375,10 @@ impl Keeper {
         }
         self.ready = ready_pipe.map(|(r, _)| r);
         self.ready_seen = false;
+        if self.forking.is_some() {
+            self.starter = Some(pid);
+            self.search = None;
+        }
         if let Some(files) = &self.files {
             let _ = files.pidfile.write_pid(pid);
         }
@@ -352,22 +388,50 @@ impl Keeper {
         Ok(pid)
     }
 
-    /// Reaps every child that exited; feeds the program's exit to the table.
+    /// Reaps every child that exited; feeds the program's exit to the table. In forking mode
+    /// the started process's clean exit starts the search for its daemon, and the daemon's exit
+    /// hands over to a successor it names, if any.
     fn reap(&mut self) {
         let mut program_exit = None;
+        let mut forked = false;
+        let mut successor = None;
         let alone = loop {
             let mut status = 0;
             // SAFETY: waitpid with a valid status pointer.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid > 0 {
-                if Some(pid as u32) == self.machine.pid() {
-                    program_exit = Some((Exit::from_wait_status(status), status));
+                let pid = pid as u32;
+                if Some(pid) != self.machine.pid() {
+                    continue;
                 }
+                let exit = Exit::from_wait_status(status);
+                if self.forking.is_some() && self.starter == Some(pid) {
+                    self.starter = None;
+                    if exit.is_success() {
+                        forked = true;
+                        continue;
+                    }
+                } else if self.forking.is_some()
+                    && let Some(next) = self.main_from_pidfile().filter(|&n| n != pid)
+                {
+                    successor = Some(next);
+                    continue;
+                }
+                program_exit = Some((exit, status));
                 continue;
             }
             // 0: children remain, none exited; -1 ECHILD: no child at all.
             break pid < 0;
         };
+        if forked {
+            self.feed(Event::Forked);
+            let now = Instant::now();
+            self.search = Some((now, now + FORKING_WAIT));
+            self.search_main();
+        }
+        if let Some(next) = successor {
+            self.found_main(next);
+        }
         match program_exit {
             Some((exit, wait_status)) => {
                 if !self.machine.is_ready() && self.launcher.is_some() {
@@ -378,9 +442,59 @@ impl Keeper {
                 }
                 self.feed(Event::Exited { exit, alone });
             }
-            None if alone => self.feed(Event::Empty),
+            None if alone && successor.is_none() && !forked => self.feed(Event::Empty),
             None => {}
         }
+    }
+
+    /// Forking mode: the pid in the program's pidfile, if it is a live process beneath us.
+    fn main_from_pidfile(&self) -> Option<u32> {
+        let path = self.forking.as_deref()?;
+        let pid = crate::pidfile::read_pid(path)?;
+        (pid != self.keeper_pid
+            && process::is_alive(pid)
+            && process::is_descendant(pid, self.keeper_pid))
+        .then_some(pid)
+    }
+
+    /// Forking mode: reads the program's pidfile; follows the daemon once it is there, tries
+    /// again shortly while it is not, and gives up after [`FORKING_WAIT`].
+    fn search_main(&mut self) {
+        let Some((_, give_up)) = self.search else {
+            return;
+        };
+        if let Some(pid) = self.main_from_pidfile() {
+            self.search = None;
+            self.found_main(pid);
+            return;
+        }
+        let now = Instant::now();
+        if now >= give_up {
+            self.search = None;
+            if let Some(launcher) = &self.launcher {
+                let path = self.forking.as_deref().map(Path::display);
+                let text = format!(
+                    "the program exited, but its pidfile {} named no process of this service within {}s",
+                    path.map_or_else(String::new, |p| p.to_string()),
+                    FORKING_WAIT.as_secs()
+                );
+                channel::send_text(launcher.as_raw_fd(), text.as_bytes());
+            }
+            self.report_failure(Step::Readiness, libc::ESRCH);
+            self.feed(Event::SpawnFailed);
+            return;
+        }
+        self.search = Some((now + FORKING_RETRY, give_up));
+    }
+
+    fn found_main(&mut self, pid: u32) {
+        if let Some(files) = &self.files {
+            let _ = files.pidfile.write_pid(pid);
+        }
+        if let Some(launcher) = &self.launcher {
+            channel::send(launcher.as_raw_fd(), Record::Program(pid));
+        }
+        self.feed(Event::MainPid(pid));
     }
 
     /// Sends `signal` to `target`. The program's group is signalled only while the program is
@@ -466,38 +580,46 @@ impl Keeper {
         self.policy_schedule.clone()
     }
 
+    /// Handles each datagram as soon as it is received: its sender's ancestry is checked while
+    /// the sender is still alive (`daemonic notify` and `systemd-notify` wait on a barrier that
+    /// the next receive releases).
     fn read_notify(&mut self) {
-        let Some(listener) = &self.notify else { return };
-        let mut messages = Vec::new();
-        while let Ok(Some((sender, data))) = listener.recv() {
-            messages.push((sender, data));
-        }
-        for (sender, data) in messages {
+        loop {
+            let received = match &self.notify {
+                Some(listener) => listener.recv(),
+                None => return,
+            };
+            let Ok(Some((sender, data))) = received else {
+                return;
+            };
             let Some(program) = self.machine.pid() else {
                 continue;
             };
             if !is_ours(sender, program) {
                 continue;
             }
-            let message = Message::parse(&data);
-            if let Some(text) = &message.status {
-                self.set_status_text(text);
-            }
-            if let (Some(extend), Some(launcher)) = (message.extend_timeout, &self.launcher) {
-                let ms = u32::try_from(extend.as_millis()).unwrap_or(u32::MAX);
-                channel::send(launcher.as_raw_fd(), Record::Extend(ms));
-            }
-            if let Some(errno) = message.errno.filter(|&e| e > 0)
-                && !self.machine.is_ready()
-            {
-                // Step::Wait marks a failure the program reported itself.
-                self.report_failure(Step::Wait, errno);
-            }
-            if message.ready {
-                self.feed(Event::Ready);
-            } else if message.status.is_some() {
-                self.publish();
-            }
+            self.handle_notification(&Message::parse(&data));
+        }
+    }
+
+    fn handle_notification(&mut self, message: &Message) {
+        if let Some(text) = &message.status {
+            self.set_status_text(text);
+        }
+        if let (Some(extend), Some(launcher)) = (message.extend_timeout, &self.launcher) {
+            let ms = u32::try_from(extend.as_millis()).unwrap_or(u32::MAX);
+            channel::send(launcher.as_raw_fd(), Record::Extend(ms));
+        }
+        if let Some(errno) = message.errno.filter(|&e| e > 0)
+            && !self.machine.is_ready()
+        {
+            // Step::Wait marks a failure the program reported itself.
+            self.report_failure(Step::Wait, errno);
+        }
+        if message.ready {
+            self.feed(Event::Ready);
+        } else if message.status.is_some() {
+            self.publish();
         }
     }
 
@@ -706,17 +828,55 @@ impl Keeper {
 
     // ---- publishing --------------------------------------------------------------------
 
-    /// Replaces the status record, empties the pidfile between runs, and tells the launcher
+    /// Replaces the status record, empties the pidfile between runs, then tells the launcher
     /// (and an outer service manager) about readiness.
     fn publish(&mut self) {
+        self.publish_as(self.machine.pid());
+    }
+
+    /// [`publish`](Keeper::publish), naming `pid` as the program (it may not be in the table
+    /// yet).
+    fn publish_as(&mut self, pid: Option<u32>) {
         let state = self.machine.state();
         if self.last_state != Some(state) {
             self.since = SystemTime::now();
             self.last_state = Some(state);
         }
-        if let Some(pid) = self.machine.pid() {
+        if let Some(pid) = pid {
             self.last_pid = Some(pid);
         }
+        let next_restart = match self.machine.phase() {
+            Phase::Backoff => self
+                .machine
+                .deadline()
+                .map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now())),
+            _ => None,
+        };
+        let record = ServiceStatus {
+            state,
+            ready: self.machine.is_ready(),
+            keeper_pid: self.keeper_pid,
+            pid,
+            since: self.since,
+            started: self.started,
+            restarts: self.machine.restarts(),
+            failures: self.machine.quick_failures(),
+            last_exit: self.machine.last_exit(),
+            next_restart,
+            reason: self.machine.reason(),
+            status_text: self.status_text.clone(),
+            readiness: self.spec.readiness,
+            keeper_alive: true,
+        };
+        if let Some(files) = &mut self.files {
+            if pid.is_none() {
+                // Between runs the pidfile names nobody: `kill $(cat app.pid)` must not reach a
+                // process that reused the old number.
+                let _ = files.pidfile.clear();
+            }
+            let _ = files.status.write(&record);
+        }
+        // Only now that the record says so: whoever hears "ready" and looks sees it too.
         if self.machine.is_ready() && !self.reported {
             self.reported = true;
             if let Some(launcher) = self.launcher.take() {
@@ -735,37 +895,6 @@ impl Keeper {
             let mut text = String::from("READY=1\nMAINPID=");
             push_decimal(&mut text, pid);
             let _ = notify::notify(&text);
-        }
-        let next_restart = match self.machine.phase() {
-            Phase::Backoff => self
-                .machine
-                .deadline()
-                .map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now())),
-            _ => None,
-        };
-        let record = ServiceStatus {
-            state,
-            ready: self.machine.is_ready(),
-            keeper_pid: self.keeper_pid,
-            pid: self.machine.pid(),
-            since: self.since,
-            started: self.started,
-            restarts: self.machine.restarts(),
-            failures: self.machine.quick_failures(),
-            last_exit: self.machine.last_exit(),
-            next_restart,
-            reason: self.machine.reason(),
-            status_text: self.status_text.clone(),
-            readiness: self.spec.readiness,
-            keeper_alive: true,
-        };
-        if let Some(files) = &mut self.files {
-            if self.machine.pid().is_none() {
-                // Between runs the pidfile names nobody: `kill $(cat app.pid)` must not reach a
-                // process that reused the old number.
-                let _ = files.pidfile.clear();
-            }
-            let _ = files.status.write(&record);
         }
     }
 

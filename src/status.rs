@@ -249,18 +249,18 @@ impl ServiceStatus {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(read_error(&path, err)),
         };
-        // A record is believed only if it belongs to whoever owns the pidfile (or to root):
-        // another user may plant files in a shared directory.
+        // A record is believed only if it belongs to root, to the reader, or to whoever owns
+        // the pidfile: another user may plant files in a shared directory.
         let owner = file.metadata().map_err(|e| read_error(&path, e))?.uid();
-        if let Ok(pidfile_meta) = std::fs::symlink_metadata(pidfile)
-            && owner != 0
-            && owner != pidfile_meta.uid()
-        {
+        let pidfile_owner = std::fs::symlink_metadata(pidfile).ok().map(|m| m.uid());
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if owner != 0 && owner != me && Some(owner) != pidfile_owner {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 Step::Status,
                 format!(
-                    "status record {}: owned by uid {owner}, not by the pidfile's owner; remove it",
+                    "status record {}: owned by uid {owner}, who owns neither the pidfile nor this process; not believed (remove it)",
                     path.display()
                 ),
             ));

@@ -64,6 +64,7 @@ pub struct Policy {
     restart_max_delay: Duration,
     give_up: Option<(u32, Duration)>,
     ready_after: Option<Duration>,
+    forking: Option<std::path::PathBuf>,
     stop: Schedule,
 }
 
@@ -91,6 +92,7 @@ impl Policy {
             restart_max_delay: Policy::RESTART_MAX_DELAY,
             give_up: None,
             ready_after: None,
+            forking: None,
             stop: Schedule::default(),
         }
     }
@@ -136,6 +138,23 @@ impl Policy {
     pub fn ready_after(mut self, duration: Duration) -> Policy {
         self.ready_after = Some(duration);
         self
+    }
+
+    /// For a program that forks itself into the background (nginx without `daemon off;`): once
+    /// the started process exits with status 0, the keeper follows the process named in
+    /// `pidfile` (which the program writes itself), as systemd's `Type=forking` with `PIDFile=`.
+    /// It must be a descendant of the keeper (its subreaper adopts it); the service is ready
+    /// once it is found. When it exits and the file names another live descendant (a binary
+    /// upgrade), that one is followed.
+    #[must_use]
+    pub fn forking(mut self, pidfile: impl Into<std::path::PathBuf>) -> Policy {
+        self.forking = Some(pidfile.into());
+        self
+    }
+
+    /// The program's own pidfile in forking mode.
+    pub fn forking_pidfile(&self) -> Option<&std::path::Path> {
+        self.forking.as_deref()
     }
 
     /// The schedule the keeper uses when it is told to stop with `SIGTERM` or `SIGINT`, and for
@@ -203,6 +222,10 @@ pub(crate) enum Event {
     Restart(Schedule),
     /// Pass a signal on (to the program, or its whole process group).
     Forward { signal: i32, group: bool },
+    /// Forking mode: the started process exited with status 0; its daemon is being looked for.
+    Forked,
+    /// Forking mode: the program's daemon runs with this pid (first found, or a successor).
+    MainPid(u32),
 }
 
 /// Who a signal is for.
@@ -260,6 +283,8 @@ impl Machine {
     /// A keeper about to start its program for the first time: the caller carries out
     /// [`Effect::Spawn`] next.
     pub(crate) fn new(policy: Policy, has_protocol: bool, seed: u64) -> Machine {
+        // A forking program is ready when its daemon is found: that is its readiness protocol.
+        let has_protocol = has_protocol || policy.forking.is_some();
         let now = Instant::now();
         Machine {
             schedule: policy.stop.clone(),
@@ -349,6 +374,9 @@ impl Machine {
             }
             (P::Up { .. }, E::Restart(schedule)) => self.begin_stop(Then::Restart, schedule, now),
             (P::Up { .. }, E::Forward { signal, group }) => self.forward(signal, group),
+            (P::Up { .. }, E::Forked) => self.forked(),
+            (P::Up { .. }, E::MainPid(pid)) => self.main_pid(pid, now),
+            (P::Backoff | P::Stopping { .. }, E::Forked | E::MainPid(_)) => nothing(),
             (P::Backoff, E::Timer) => self.respawn(now),
             (P::Backoff, E::Restart(_)) => self.respawn(now),
             (P::Backoff, E::Forward { .. }) => nothing(),
@@ -387,6 +415,20 @@ impl Machine {
             self.phase = Phase::Up { ready: true };
             self.ready_at = Some(now);
             self.deadline = None;
+        }
+        vec![Effect::Publish]
+    }
+
+    fn forked(&mut self) -> Vec<Effect> {
+        // The started process is gone (reaped): nothing to signal until its daemon is found.
+        self.pid = None;
+        vec![Effect::Publish]
+    }
+
+    fn main_pid(&mut self, pid: u32, now: Instant) -> Vec<Effect> {
+        self.pid = Some(pid);
+        if matches!(self.phase, Phase::Up { ready: false }) {
+            return self.ready(now);
         }
         vec![Effect::Publish]
     }
@@ -521,8 +563,8 @@ impl Machine {
     }
 
     fn begin_stop(&mut self, then: Then, schedule: Schedule, now: Instant) -> Vec<Effect> {
-        if self.pid.is_none() && then != Then::Decide {
-            // Nothing runs (backoff): a stop ends at once, a restart starts now.
+        if self.phase == Phase::Backoff {
+            // Nothing runs: a stop ends at once, a restart starts now.
             return self.emptied(then, now);
         }
         self.schedule = schedule;
@@ -557,7 +599,11 @@ impl Machine {
             step += 1;
             match action {
                 Action::Signal(signal) => {
-                    self.signalled = true;
+                    // Only a signal sent while the program runs explains its death; the
+                    // leftovers of a program that already died do not excuse that death.
+                    if self.pid.is_some() {
+                        self.signalled = true;
+                    }
                     effects.push(Effect::Signal(signal, Target::Service));
                     if signal != libc::SIGKILL && signal != libc::SIGCONT {
                         // A stopped process acts on TERM only once continued.
@@ -824,6 +870,29 @@ mod tests {
     }
 
     #[test]
+    fn stopping_leftovers_does_not_excuse_the_programs_own_death() {
+        let policy = Policy::new()
+            .restart(Restart::OnFailure)
+            .restart_delay(Duration::ZERO);
+        let (mut m, t) = machine(policy);
+        let killed = Event::Exited {
+            exit: Exit::Signal {
+                signal: libc::SIGKILL,
+                core: false,
+            },
+            alone: false,
+        };
+        m.on(killed, t + MS);
+        assert_eq!(m.state(), ServiceState::Stopping);
+        m.on(Event::Empty, t + 2 * MS);
+        assert_eq!(
+            m.state(),
+            ServiceState::Backoff,
+            "a KILL we did not send is a failure"
+        );
+    }
+
+    #[test]
     fn readiness_protocol_and_ready_after() {
         let t = Instant::now();
         let mut m = Machine::new(Policy::new(), true, 1);
@@ -850,6 +919,23 @@ mod tests {
         let mut m = Machine::new(Policy::new().restart(Restart::Always), false, 1);
         m.on(Event::SpawnFailed, t);
         assert_eq!(m.state(), ServiceState::Backoff);
+    }
+
+    #[test]
+    fn forking_mode_follows_the_daemon_the_program_names() {
+        let t = Instant::now();
+        let mut m = Machine::new(Policy::new().forking("/run/x.pid"), false, 1);
+        m.on(Event::Spawned(10), t);
+        assert_eq!(m.state(), ServiceState::Starting);
+        m.on(Event::Forked, t + MS);
+        assert_eq!((m.state(), m.pid()), (ServiceState::Starting, None));
+        m.on(Event::MainPid(11), t + 2 * MS);
+        assert_eq!((m.state(), m.pid()), (ServiceState::Ready, Some(11)));
+        m.on(Event::MainPid(12), t + 3 * MS);
+        assert_eq!(
+            (m.state(), m.pid(), m.restarts()),
+            (ServiceState::Ready, Some(12), 0)
+        );
     }
 
     #[test]

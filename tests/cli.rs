@@ -11,45 +11,6 @@ use std::process::{Command, Output};
 
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_daemonic");
-
-fn daemonic(sandbox: &Sandbox) -> Command {
-    let mut command = Command::new(BIN);
-    command.env("DAEMONIC_RUNDIR", sandbox.path("run"));
-    command
-}
-
-fn pidfile(sandbox: &Sandbox, name: &str) -> PathBuf {
-    sandbox.path("run").join(format!("{name}.pid"))
-}
-
-/// A symlink to `sleep` inside the sandbox, so the daemon's command line carries the tag.
-fn sleeper(sandbox: &Sandbox) -> String {
-    let link = sandbox.path("sleep");
-    if !link.exists() {
-        let real = ["/usr/bin/sleep", "/bin/sleep"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("sleep");
-        std::os::unix::fs::symlink(real, &link).unwrap();
-    }
-    link.display().to_string()
-}
-
-/// An executable shell script in the sandbox; `$DAEMONIC` names the binary and `$SLEEP` the
-/// sandbox's sleep (so what the script executes still carries the sandbox's tag).
-fn script(sandbox: &Sandbox, name: &str, body: &str) -> String {
-    let path = sandbox.path(name);
-    let sleep = sleeper(sandbox);
-    std::fs::write(
-        &path,
-        format!("#!/bin/sh\nDAEMONIC='{BIN}'\nSLEEP='{sleep}'\n{body}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
-}
-
 /// A program that copies the environment it was executed with (`/proc/$$/environ`, exactly the
 /// envp daemonic passed) to a file, then signals readiness on descriptor 3: start it with
 /// `--ready-fd 3`. Returns the program and the file. The newline is written from a subshell:

@@ -174,9 +174,15 @@ impl Report {
         };
     }
 
-    /// No keeper record: a daemon that became one itself (the library's `start`), or nothing.
+    /// No keeper record: a keeper that has not written its first one yet, a daemon that became
+    /// one itself (the library's `start`), or nothing.
     fn fill_from_lock(&mut self, pidfile: &Path) {
         match holder(pidfile) {
+            // Locked, naming nobody yet: a start in progress.
+            Ok(Holder::Unverified(None)) => {
+                self.state = "starting";
+                self.code = 0;
+            }
             Ok(Holder::Running(process)) => {
                 let pid = process.pid();
                 self.state = "running";

@@ -135,6 +135,11 @@ pub struct ServiceArgs {
     /// Give up after N failures within SECS (the service ends in state "failed").
     #[arg(long, value_name = "N/SECS", value_parser = parse_give_up)]
     pub give_up: Option<(u32, Duration)>,
+    /// The program forks itself into the background and writes its daemon's pid to PIDFILE
+    /// (nginx without `daemon off;`): once the started process exits 0, the keeper follows that
+    /// daemon (as systemd's Type=forking with PIDFile=).
+    #[arg(long, value_name = "PIDFILE", conflicts_with_all = ["notify", "ready_fd", "ready_after"])]
+    pub forks: Option<PathBuf>,
     /// The schedule the keeper uses on SIGTERM/SIGINT and for what an exited program left behind.
     #[arg(long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5")]
     pub stop_schedule: daemonic::stop::Schedule,
@@ -279,6 +284,11 @@ impl ServiceArgs {
         }
         if let Some(after) = self.ready_after {
             policy = policy.ready_after(after);
+        }
+        if let Some(path) = &self.forks {
+            // Relative to where the command was given, not to the program's directory.
+            let path = std::env::current_dir().map_or_else(|_| path.clone(), |cwd| cwd.join(path));
+            policy = policy.forking(path);
         }
         policy
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -232,4 +233,112 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A FIFO the test reads lines from, opened read-write so it never sees end-of-file while the
+/// programs that write to it come and go. Programs report events on it (`echo start $$ > FIFO`),
+/// so a test waits for events rather than sleeping.
+pub struct Fifo {
+    pub path: PathBuf,
+    file: std::fs::File,
+    pending: Vec<u8>,
+}
+
+impl Fifo {
+    pub fn new(path: PathBuf) -> Fifo {
+        use std::os::unix::fs::OpenOptionsExt;
+        let c = std::ffi::CString::new(path.to_str().expect("utf-8 path")).expect("path");
+        // SAFETY: a valid C string path.
+        assert_eq!(
+            unsafe { libc::mkfifo(c.as_ptr(), 0o666) },
+            0,
+            "mkfifo {path:?}"
+        );
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .expect("open fifo");
+        Fifo {
+            path,
+            file,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next line, waiting at most `timeout`; panics if none comes.
+    pub fn line(&mut self, timeout: Duration) -> String {
+        self.try_line(timeout)
+            .unwrap_or_else(|| panic!("no line on {:?} within {timeout:?}", self.path))
+    }
+
+    /// The next line, or `None` after `timeout`.
+    pub fn try_line(&mut self, timeout: Duration) -> Option<String> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return Some(String::from_utf8_lossy(&line[..end]).into_owned());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) };
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = self.file.read(&mut buf) {
+                self.pending.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+}
+
+// ---- the daemonic command ----
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_daemonic");
+
+pub fn daemonic(sandbox: &Sandbox) -> Command {
+    let mut command = Command::new(BIN);
+    command.env("DAEMONIC_RUNDIR", sandbox.path("run"));
+    command
+}
+
+pub fn pidfile(sandbox: &Sandbox, name: &str) -> PathBuf {
+    sandbox.path("run").join(format!("{name}.pid"))
+}
+
+/// A symlink to `sleep` inside the sandbox, so the daemon's command line carries the tag.
+pub fn sleeper(sandbox: &Sandbox) -> String {
+    let link = sandbox.path("sleep");
+    if !link.exists() {
+        let real = ["/usr/bin/sleep", "/bin/sleep"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("sleep");
+        std::os::unix::fs::symlink(real, &link).unwrap();
+    }
+    link.display().to_string()
+}
+
+/// An executable shell script in the sandbox; `$DAEMONIC` names the binary and `$SLEEP` the
+/// sandbox's sleep (so what the script executes still carries the sandbox's tag).
+pub fn script(sandbox: &Sandbox, name: &str, body: &str) -> String {
+    let path = sandbox.path(name);
+    let sleep = sleeper(sandbox);
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nDAEMONIC='{BIN}'\nSLEEP='{sleep}'\n{body}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
 }

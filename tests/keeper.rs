@@ -1,0 +1,738 @@
+//! The keeper, tried as the users tried the keeper-less design: scripts whose children
+//! outlive them, programs that close every descriptor, crash loops, a killed keeper, a status
+//! read by another user, a pidfile on btrfs, files planted in the run directory, and
+//! `daemonic run` as PID 1. Programs report their starts on a FIFO, so tests wait on events.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn code(output: &std::process::Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+fn status_json(sandbox: &Sandbox, name: &str) -> (i32, serde_json::Value) {
+    let output = run(daemonic(sandbox).args(["status", "-n", name, "--json"]));
+    let json = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {}", stderr(&output)));
+    (code(&output), json)
+}
+
+/// Waits until the service's status satisfies `want` (the keeper publishes just after it acts,
+/// so a program can report an event a moment before the record shows it).
+fn wait_status(
+    sandbox: &Sandbox,
+    name: &str,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> (i32, serde_json::Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, json) = status_json(sandbox, name);
+        if want(&json) || Instant::now() >= deadline {
+            return (code, json);
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn is_keeper(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == Path::new(BIN))
+}
+
+fn programs(sandbox: &Sandbox) -> Vec<u32> {
+    let mut found: Vec<u32> = sandbox
+        .processes()
+        .into_iter()
+        .filter(|&pid| !is_keeper(pid))
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// "start PID" lines from the program, parsed.
+fn started(fifo: &mut Fifo) -> u32 {
+    let line = fifo.line(WAIT);
+    line.strip_prefix("start ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("expected 'start PID', got {line:?}"))
+}
+
+fn start(sandbox: &Sandbox, name: &str, flags: &[&str], program: &str) {
+    let output = run(daemonic(sandbox)
+        .args(["start", "-n", name])
+        .args(flags)
+        .args(["--", program]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+}
+
+#[test]
+fn a_script_whose_child_outlives_it_restarts_and_stops_completely() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    // The script leaves a child that would outlive it, then waits.
+    let program = script(
+        &sandbox,
+        "parent.sh",
+        &format!(
+            "\"$SLEEP\" 300 &\necho \"child $!\" > {0}\necho \"start $$\" > {0}\nwait",
+            fifo.path.display()
+        ),
+    );
+    start(
+        &sandbox,
+        "d",
+        &["--restart", "on-failure", "--restart-delay", "0"],
+        &program,
+    );
+    let child = fifo.line(WAIT);
+    let child: u32 = child.strip_prefix("child ").unwrap().parse().unwrap();
+    let first = started(&mut fifo);
+    assert_eq!(pid_in(&pidfile(&sandbox, "d")), first);
+    // The script dies; its child must not survive into the next run.
+    kill(first, libc::SIGKILL);
+    let _second_child = fifo.line(WAIT);
+    let second = started(&mut fifo);
+    assert_ne!(first, second);
+    wait_gone(child);
+    let (code, json) = wait_status(&sandbox, "d", |j| j["pid"] == second);
+    assert_eq!(pid_in(&pidfile(&sandbox, "d")), second);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["restarts"], 1, "{json}");
+    assert_eq!(json["last_exit"]["signal"], "KILL", "{json}");
+    // Stop ends every process of the service: keeper, script and the script's child.
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "d"]));
+    assert_eq!(code_of(&stop), 0, "{}", stderr(&stop));
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+    let (code, json) = status_json(&sandbox, "d");
+    assert_eq!((code, json["state"].as_str()), (3, Some("stopped")));
+}
+
+fn code_of(output: &std::process::Output) -> i32 {
+    code(output)
+}
+
+#[test]
+fn a_program_that_closes_every_descriptor_is_still_seen_stopped_and_never_started_twice() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    // Closes 0-2 and everything else it could have inherited (as sshd's closefrom does).
+    let program = script(
+        &sandbox,
+        "closer.sh",
+        &format!(
+            "echo \"start $$\" > {}\nfor fd in 0 1 2 3 4 5 6 7 8 9; do eval \"exec $fd>&-\"; done\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    start(&sandbox, "d", &[], &program);
+    let pid = started(&mut fifo);
+    let (code, json) = status_json(&sandbox, "d");
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["pid"], pid);
+    let again = run(daemonic(&sandbox).args(["start", "-n", "d", "--", &program]));
+    assert_eq!(code_of(&again), 0);
+    assert!(
+        stderr(&again).contains("already running"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(programs(&sandbox).len(), 1, "never started twice");
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "d"]));
+    assert_eq!(code_of(&stop), 0, "{}", stderr(&stop));
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
+#[test]
+fn crash_loops_back_off_with_delays_that_grow_then_cap() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "crash.sh",
+        &format!("echo \"start $$\" > {}\nexit 1", fifo.path.display()),
+    );
+    start(
+        &sandbox,
+        "d",
+        &[
+            "--restart",
+            "always",
+            "--restart-delay",
+            "0.05",
+            "--restart-max-delay",
+            "0.2",
+        ],
+        &program,
+    );
+    let mut times = Vec::new();
+    for _ in 0..7 {
+        started(&mut fifo);
+        times.push(Instant::now());
+    }
+    let gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    // Delays: 0.05, 0.1, 0.2, then capped at 0.2, each with jitter in [0.8, 1.0] of its value,
+    // plus the script's own start-up (a few ms, more on a loaded machine).
+    let want = [0.05, 0.1, 0.2, 0.2, 0.2, 0.2];
+    for (gap, want) in gaps.iter().zip(want) {
+        assert!(
+            *gap >= want * 0.8 - 0.005 && *gap <= want + 0.15,
+            "gaps {gaps:?}, wanted about {want}"
+        );
+    }
+    let (code, json) = status_json(&sandbox, "d");
+    assert!(
+        json["state"] == "backoff" || json["state"] == "running",
+        "{json}"
+    );
+    assert!(json["restarts"].as_u64().unwrap() >= 6, "{json}");
+    assert!(code == 0 || code == 1, "{json}");
+}
+
+#[test]
+fn give_up_ends_in_failed_with_the_reason() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "crash.sh",
+        &format!("echo \"start $$\" > {}\nexit 2", fifo.path.display()),
+    );
+    start(
+        &sandbox,
+        "d",
+        &[
+            "--restart",
+            "always",
+            "--restart-delay",
+            "0",
+            "--give-up",
+            "3/60",
+        ],
+        &program,
+    );
+    for _ in 0..3 {
+        started(&mut fifo);
+    }
+    // The keeper leaves after the third failure.
+    assert_eq!(
+        fifo.try_line(Duration::from_millis(300)),
+        None,
+        "no fourth start"
+    );
+    let keeper_left = sandbox.processes().is_empty();
+    let (code, json) = status_json(&sandbox, "d");
+    assert!(keeper_left, "the keeper left");
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["state"], "failed", "{json}");
+    assert_eq!(json["reason"], "gave up after too many failures", "{json}");
+    assert_eq!(json["last_exit"]["code"], 2, "{json}");
+}
+
+#[test]
+fn a_stable_program_killed_is_back_at_once_under_on_failure_and_stays_down_under_no() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "svc.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    // --stable-after 0: every run counts as stable, so the restart must be immediate.
+    start(
+        &sandbox,
+        "on",
+        &["--restart", "on-failure", "--stable-after", "0"],
+        &program,
+    );
+    let first = started(&mut fifo);
+    let killed = Instant::now();
+    kill(first, libc::SIGKILL);
+    let second = started(&mut fifo);
+    let back = killed.elapsed();
+    assert_ne!(first, second);
+    assert!(back < Duration::from_millis(500), "back after {back:?}");
+    let (_, json) = wait_status(&sandbox, "on", |j| j["restarts"] == 1);
+    assert_eq!(json["restarts"], 1, "{json}");
+
+    start(&sandbox, "no", &[], &program);
+    let pid = started(&mut fifo);
+    let keeper = stat(pid).ppid;
+    kill(pid, libc::SIGKILL);
+    wait_gone(keeper);
+    let (code, json) = status_json(&sandbox, "no");
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["state"], "exited", "{json}");
+    assert_eq!(
+        fifo.try_line(Duration::from_millis(200)),
+        None,
+        "not restarted"
+    );
+}
+
+#[test]
+fn a_killed_keeper_takes_its_program_along_and_a_new_start_runs_one_copy() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "svc.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    start(&sandbox, "d", &["--restart", "always"], &program);
+    let pid = started(&mut fifo);
+    let keeper = stat(pid).ppid;
+    assert!(is_keeper(keeper));
+    kill(keeper, libc::SIGKILL);
+    wait_gone(pid);
+    let (code, json) = status_json(&sandbox, "d");
+    assert_eq!(code, 1, "never 'running' for a dead program: {json}");
+    assert_eq!(json["state"], "failed", "{json}");
+    assert_eq!(json["reason"], "its keeper was killed", "{json}");
+    assert_eq!(json["pid"], serde_json::Value::Null, "{json}");
+    start(&sandbox, "d", &[], &program);
+    let again = started(&mut fifo);
+    assert_eq!(programs(&sandbox), vec![again], "one copy");
+    let (code, json) = wait_status(&sandbox, "d", |j| j["pid"] == again);
+    assert_eq!((code, json["pid"].as_u64()), (0, Some(u64::from(again))));
+}
+
+#[test]
+fn stderr_before_readiness_and_the_exit_status_reach_start() {
+    let sandbox = Sandbox::new();
+    let program = script(
+        &sandbox,
+        "fails.sh",
+        "echo 'config: line 3: unknown key' >&2\nexit 4",
+    );
+    let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
+    assert_eq!(code(&output), 1);
+    let err = stderr(&output);
+    assert!(err.contains("config: line 3: unknown key"), "{err}");
+    assert!(
+        err.contains("exited with status 4 before it was ready"),
+        "{err}"
+    );
+    assert_eq!(sandbox.processes(), Vec::<u32>::new(), "nothing left");
+    assert!(!pidfile(&sandbox, "d").exists());
+    let (code, json) = status_json(&sandbox, "d");
+    assert_eq!(
+        (code, json["state"].as_str()),
+        (3, Some("stopped")),
+        "{json}"
+    );
+}
+
+#[test]
+fn ready_after_counts_a_program_ready_once_it_stayed_up() {
+    let sandbox = Sandbox::new();
+    let quick = script(&sandbox, "quick.sh", "exit 0");
+    let output =
+        run(daemonic(&sandbox).args(["start", "-n", "q", "--ready-after", "5", "--", &quick]));
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(stderr(&output).contains("exited with status 0 before it was ready"));
+    let started_at = Instant::now();
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "s",
+        "--ready-after",
+        "0.2",
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(started_at.elapsed() >= Duration::from_millis(200));
+    let (_, json) = status_json(&sandbox, "s");
+    assert_eq!(json["state"], "ready", "{json}");
+}
+
+#[test]
+fn signal_group_reaches_every_process_of_the_group() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "pair.sh",
+        &format!(
+            "trap 'echo \"parent-usr1\" > {0}' USR1\n(trap 'echo \"child-usr1\" > {0}; exit' USR1; echo \"start $$\" > {0}; while :; do \"$SLEEP\" 1; done) &\nwait; wait",
+            fifo.path.display()
+        ),
+    );
+    start(&sandbox, "d", &[], &program);
+    started(&mut fifo);
+    let output = run(daemonic(&sandbox).args(["signal", "-n", "d", "--group", "USR1"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let mut heard = [fifo.line(WAIT), fifo.line(WAIT)];
+    heard.sort();
+    assert_eq!(heard, ["child-usr1".to_string(), "parent-usr1".to_string()]);
+}
+
+#[test]
+fn run_exits_with_the_programs_status_and_stops_it_on_term() {
+    let sandbox = Sandbox::new();
+    let exit7 = script(&sandbox, "exit7.sh", "exit 7");
+    let output = run(daemonic(&sandbox).args(["run", "--", &exit7]));
+    assert_eq!(code(&output), 7);
+
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "svc.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let child = ChildGuard(
+        daemonic(&sandbox)
+            .args(["run", "-n", "fg", "--", &program])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = started(&mut fifo);
+    assert_eq!(stat(pid).ppid, child.id(), "run is the program's parent");
+    let (code, json) = status_json(&sandbox, "fg");
+    assert_eq!(
+        (code, json["pid"].as_u64()),
+        (0, Some(u64::from(pid))),
+        "{json}"
+    );
+    kill(child.id(), libc::SIGTERM);
+    let mut child = child;
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "TERM forwarded: 128 + 15");
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
+/// Root only: `daemonic run` as PID 1 of a new PID namespace reaps an orphaned grandchild and
+/// passes TERM on.
+#[test]
+fn run_as_pid_1_reaps_orphans_and_forwards_term() {
+    if !is_root() || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and unshare(1)");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    // A grandchild that is orphaned at once and exits: only PID 1 can reap it.
+    let program = script(
+        &sandbox,
+        "init.sh",
+        &format!(
+            "( sh -c 'echo \"orphan $$\" > {0}' & )\necho \"start $$\" > {0}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let mut child = ChildGuard(
+        Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--kill-child",
+                BIN,
+                "run",
+                "--",
+                &program,
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = [fifo.line(WAIT), fifo.line(WAIT)];
+    lines.sort();
+    assert!(
+        lines[0].starts_with("orphan ") && lines[1].starts_with("start "),
+        "{lines:?}"
+    );
+    // The keeper is unshare's child; inside the namespace it is PID 1.
+    let keeper =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+            .unwrap()
+            .trim()
+            .parse::<u32>()
+            .unwrap();
+    let ns_pid = std::fs::read_to_string(format!("/proc/{keeper}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("NSpid:")
+                .map(|v| v.split_whitespace().last().unwrap().to_string())
+        })
+        .unwrap();
+    assert_eq!(ns_pid, "1", "daemonic run is PID 1 in the namespace");
+    // No zombie stays under PID 1 (the orphan exited right after writing its line).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let zombies: Vec<u32> =
+            std::fs::read_to_string(format!("/proc/{keeper}/task/{keeper}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .filter(|&p| ProcStat::read(p).is_some_and(|s| s.state == 'Z'))
+                .collect();
+        if zombies.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zombies left under PID 1: {zombies:?}"
+        );
+        std::thread::yield_now();
+    }
+    kill(keeper, libc::SIGTERM);
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "TERM reached the program");
+}
+
+/// Root only: a user who may read the run directory reads the status without any privilege.
+#[test]
+fn status_is_readable_by_an_unprivileged_user() {
+    if !is_root() {
+        eprintln!("skipped: needs root to start as root and read as nobody");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pid = {
+        let output =
+            run(daemonic(&sandbox).args(["start", "-n", "d", "--", &sleeper(&sandbox), "300"]));
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        pid_in(&pidfile(&sandbox, "d"))
+    };
+    let mut command = daemonic(&sandbox);
+    command.args(["status", "-n", "d", "--json"]);
+    use std::os::unix::process::CommandExt;
+    command.uid(65534).gid(65534);
+    let output = run(&mut command);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["state"], "running", "{json}");
+    assert_eq!(json["pid"], pid, "{json}");
+    assert!(json["keeper_pid"].is_u64(), "{json}");
+    // Nobody may control it.
+    let mut command = daemonic(&sandbox);
+    command.args(["stop", "-n", "d"]).uid(65534).gid(65534);
+    let output = run(&mut command);
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(ProcStat::read(pid).is_some(), "still running");
+}
+
+/// Root only: files another user planted in the run directory never decide what runs or what
+/// status says.
+#[test]
+fn files_planted_by_another_user_decide_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root to plant files as another user");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let rundir = sandbox.path("run");
+    std::fs::create_dir(&rundir).unwrap();
+    let canary = sandbox.path("planted-ran");
+    let planted_record = format!(
+        "{{\"name\":\"d\",\"args\":[\"-n\",\"d\",\"--\",\"/bin/sh\",\"-c\",\"touch {}\"]}}",
+        canary.display()
+    );
+    for (file, text) in [
+        ("d.pid.json", planted_record.as_str()),
+        ("d.pid.status", "DKS1 garbage planted"),
+    ] {
+        let path = rundir.join(file);
+        std::fs::write(&path, text).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    }
+    let restart = run(daemonic(&sandbox).args(["restart", "-n", "d"]));
+    assert_eq!(code(&restart), 7, "{}", stderr(&restart));
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+    assert_eq!(
+        code(&status),
+        4,
+        "a record owned by another user is not believed"
+    );
+    assert!(
+        stderr(&status).is_empty()
+            && String::from_utf8_lossy(&status.stdout).contains("owned by uid 65534")
+    );
+    assert!(!canary.exists(), "a planted command ran");
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
+/// Root only, with btrfs-progs: a pidfile on btrfs, whose `stat()` device differs from the one
+/// `/proc/locks` shows, is still seen running and stopped.
+#[test]
+fn a_pidfile_on_btrfs_is_seen_and_stopped() {
+    let mkfs = Command::new("mkfs.btrfs").arg("--version").output();
+    if !is_root() || mkfs.is_err() {
+        eprintln!("skipped: needs root and mkfs.btrfs");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let image = sandbox.path("btrfs.img");
+    let mount = sandbox.path("mnt");
+    std::fs::create_dir(&mount).unwrap();
+    let file = std::fs::File::create(&image).unwrap();
+    file.set_len(128 << 20).unwrap();
+    drop(file);
+    let made = Command::new("mkfs.btrfs")
+        .arg("-q")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mounted = Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&image)
+        .arg(&mount)
+        .output()
+        .unwrap();
+    if !mounted.status.success() {
+        eprintln!(
+            "skipped: cannot loop-mount here: {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let pidfile = mount.join("svc.pid");
+    let pidfile_arg = pidfile.to_str().unwrap();
+    let output =
+        run(daemonic(&sandbox).args(["start", "-p", pidfile_arg, "--", &sleeper(&sandbox), "300"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let pid = pid_in(&pidfile);
+    let status = run(daemonic(&sandbox).args(["status", "-p", pidfile_arg]));
+    assert_eq!(
+        code(&status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let stop = run(daemonic(&sandbox).args(["stop", "-p", pidfile_arg]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+    wait_gone(pid);
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
+/// nginx in its default (forking) mode: started, reloaded, stopped. Needs nginx installed.
+#[test]
+fn nginx_in_its_forking_mode_is_started_reloaded_and_stopped() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let prefix = sandbox.dir.path();
+    std::fs::create_dir(prefix.join("logs")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let conf = prefix.join("nginx.conf");
+    let own_pidfile = prefix.join("nginx.pid");
+    std::fs::write(
+        &conf,
+        format!(
+            "pid {};\nerror_log {}/error.log;\nworker_processes 2;\nevents {{}}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"hello\\n\"; }} }} }}\n",
+            own_pidfile.display(),
+            prefix.display()
+        ),
+    )
+    .unwrap();
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "nginx",
+        "--forks",
+        own_pidfile.to_str().unwrap(),
+        "--",
+        nginx,
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        conf.to_str().unwrap(),
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    // The pidfile names nginx's master (the process nginx forked), adopted by the keeper.
+    let master = pid_in(&pidfile(&sandbox, "nginx"));
+    assert_eq!(master, pid_in(&own_pidfile));
+    assert!(
+        is_keeper(stat(master).ppid),
+        "the keeper adopted the master"
+    );
+    let (code_now, json) = status_json(&sandbox, "nginx");
+    assert_eq!(
+        (code_now, json["state"].as_str()),
+        (0, Some("ready")),
+        "{json}"
+    );
+    let get = || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    assert!(get().ends_with("hello\n"));
+    let workers = |master: u32| -> Vec<u32> {
+        let mut w: Vec<u32> =
+            std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+        w.sort_unstable();
+        w
+    };
+    let before = workers(master);
+    assert_eq!(before.len(), 2, "{before:?}");
+    // Reload: the master stays, its workers are replaced.
+    let output = run(daemonic(&sandbox).args(["signal", "-n", "nginx", "HUP"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for old in &before {
+        wait_gone(*old);
+    }
+    assert_eq!(pid_in(&pidfile(&sandbox, "nginx")), master);
+    assert!(get().ends_with("hello\n"));
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "nginx"]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+    wait_gone(master);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens"
+    );
+    let (code_now, json) = status_json(&sandbox, "nginx");
+    assert_eq!(
+        (code_now, json["state"].as_str()),
+        (3, Some("stopped")),
+        "{json}"
+    );
+}
