@@ -61,6 +61,7 @@ pub struct Daemon {
     ready_at_start: bool,
     timeout: Duration,
     readiness: Readiness,
+    keeper_image: Option<PathBuf>,
 }
 
 impl Default for Daemon {
@@ -90,6 +91,7 @@ impl Daemon {
             ready_at_start: false,
             timeout: DEFAULT_TIMEOUT,
             readiness: Readiness::Exec,
+            keeper_image: None,
         }
     }
 
@@ -242,6 +244,28 @@ impl Daemon {
     /// How a spawned program signals readiness (default: once it is executed).
     pub fn readiness(mut self, readiness: Readiness) -> Daemon {
         self.readiness = readiness;
+        self
+    }
+
+    /// A small program for a keeper to re-execute into once its program runs (for
+    /// [`supervise`](Daemon::supervise) and [`run`](Daemon::run)): a keeper is forked from the
+    /// caller, so the program starts at once, and would otherwise keep the caller's heap, stack
+    /// and code pages for the service's whole life. The image's `main` must call
+    /// [`keeper_entry`](crate::keeper_entry) first; the `daemonic-keeper` binary does. If it
+    /// cannot be executed, the forked keeper goes on by itself.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, Policy, Program};
+    /// Daemon::new()
+    ///     .pidfile("/run/web.pid")
+    ///     .keeper_image("/usr/libexec/daemonic-keeper")
+    ///     .supervise(&Program::new("/usr/sbin/web"), Policy::new())?;
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    #[must_use]
+    pub fn keeper_image(mut self, path: impl Into<PathBuf>) -> Daemon {
+        self.keeper_image = Some(path.into());
         self
     }
 
@@ -417,7 +441,7 @@ impl Daemon {
         match fork_daemon(&mut launch)? {
             Fork::Daemon(ends) => {
                 std::mem::forget(ends);
-                keeper_in_daemon(launch, self.readiness, policy)
+                keeper_in_daemon(launch, self.readiness, policy, self.keeper_image.clone())
             }
             Fork::Launcher(child1, ends) => {
                 let context = launch.context.clone();
@@ -483,7 +507,9 @@ impl Daemon {
             return Err(Error::os(step, launch.context.subject(step), err));
         }
         let context = launch.context.clone();
-        let (setup, _) = keeper_setup(launch, self.readiness, policy, true);
+        let (mut setup, _) = keeper_setup(launch, self.readiness, policy, true);
+        setup.reexec = self.keeper_image.clone();
+        crate::keeper::shed_inherited_memory();
         let keeper = crate::keeper::Keeper::new(setup)
             .map_err(|(step, err)| Error::os(step, context.subject(step), err))?;
         Ok(keeper.run())
@@ -1195,6 +1221,7 @@ fn keeper_setup(
             relay: relay_w,
             notify: keeper_notify,
             foreground,
+            reexec: None,
         },
         kept,
     )
@@ -1210,14 +1237,21 @@ fn shared_output(targets: &[Stdio; 3]) -> bool {
 
 /// In the keeper (the daemon of a supervised service): its steps, then its loop. Never
 /// returns; failures are reported to the launcher.
-fn keeper_in_daemon(mut launch: Launch, readiness: Readiness, policy: Policy) -> ! {
+fn keeper_in_daemon(
+    mut launch: Launch,
+    readiness: Readiness,
+    policy: Policy,
+    image: Option<PathBuf>,
+) -> ! {
     let status_fd = launch.status_w.as_raw_fd();
     if let Err((step, err)) = keeper_steps(&mut launch, true) {
         channel::send(status_fd, Record::Failed(step, errno(&err)));
         // SAFETY: see finish_in_daemon.
         unsafe { libc::_exit(1) };
     }
-    let (setup, _) = keeper_setup(launch, readiness, policy, false);
+    let (mut setup, _) = keeper_setup(launch, readiness, policy, false);
+    setup.reexec = image;
+    crate::keeper::shed_inherited_memory();
     let keeper = match crate::keeper::Keeper::new(setup) {
         Ok(keeper) => keeper,
         Err((step, err)) => {

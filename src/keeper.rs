@@ -22,6 +22,7 @@ use crate::channel::{self, Record};
 use crate::control::{self, Reply, Request};
 use crate::error::Step;
 use crate::fds;
+use crate::handoff::{Decoder, Encoder};
 use crate::identity::{self, Credentials};
 use crate::launcher::Readiness;
 use crate::notify::{self, Message};
@@ -62,6 +63,182 @@ pub(crate) struct Spec {
     pub tty: bool,
 }
 
+impl Spec {
+    fn encode(&self, e: &mut Encoder) {
+        e.bytes(self.path.as_bytes());
+        let strings = |e: &mut Encoder, list: &[CString]| {
+            e.u32(list.len() as u32);
+            for s in list {
+                e.bytes(s.as_bytes());
+            }
+        };
+        strings(e, &self._strings.0);
+        strings(e, &self._strings.1);
+        e.option(self.creds.as_ref(), |e, c| {
+            e.option(c.uid, Encoder::u32);
+            e.u32(c.gid);
+            e.u32(c.groups.len() as u32);
+            for g in &c.groups {
+                e.u32(*g);
+            }
+            e.bytes(c.user_label.as_bytes());
+            e.bytes(c.group_label.as_bytes());
+        });
+        e.bytes(self.workdir.as_bytes());
+        e.option(self.chroot.as_ref(), |e, c| e.bytes(c.as_bytes()));
+        e.u32(self.umask);
+        e.bool(self.no_core);
+        match self.readiness {
+            Readiness::Exec => e.u8(0),
+            Readiness::Notify => e.u8(1),
+            Readiness::Fd(fd) => {
+                e.u8(2);
+                e.i32(fd);
+            }
+        }
+        e.u32(self.keep.len() as u32);
+        for fd in &self.keep {
+            e.i32(*fd);
+        }
+        e.bool(self.shared_output);
+        e.bool(self.tty);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Option<Spec> {
+        let cstring = |b: &[u8]| CString::new(b.to_vec()).ok();
+        let path = cstring(d.bytes()?)?;
+        let strings = |d: &mut Decoder<'_>| -> Option<Vec<CString>> {
+            let n = d.u32()? as usize;
+            let mut list = Vec::with_capacity(n.min(4096));
+            for _ in 0..n {
+                list.push(cstring(d.bytes()?)?);
+            }
+            Some(list)
+        };
+        let argv = strings(d)?;
+        let envp = strings(d)?;
+        let creds = d.option(|d| {
+            let uid = d.option(Decoder::u32)?;
+            let gid = d.u32()?;
+            let n = d.u32()? as usize;
+            let mut groups = Vec::with_capacity(n.min(65536));
+            for _ in 0..n {
+                groups.push(d.u32()?);
+            }
+            Some(Credentials {
+                uid,
+                gid,
+                groups,
+                user_label: String::from_utf8_lossy(d.bytes()?).into_owned(),
+                group_label: String::from_utf8_lossy(d.bytes()?).into_owned(),
+            })
+        })?;
+        let workdir = cstring(d.bytes()?)?;
+        let chroot = d.option(|d| cstring(d.bytes()?))?;
+        let umask = d.u32()?;
+        let no_core = d.bool()?;
+        let readiness = match d.u8()? {
+            0 => Readiness::Exec,
+            1 => Readiness::Notify,
+            2 => Readiness::Fd(d.i32()?),
+            _ => return None,
+        };
+        let n = d.u32()? as usize;
+        let mut keep = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            keep.push(d.i32()?);
+        }
+        let shared_output = d.bool()?;
+        let tty = d.bool()?;
+        Some(Spec {
+            argv_ptrs: crate::program::pointer_array(&argv),
+            envp_ptrs: crate::program::pointer_array(&envp),
+            _strings: (argv, envp),
+            path,
+            creds,
+            workdir,
+            chroot,
+            umask: umask as libc::mode_t,
+            no_core,
+            readiness,
+            keep,
+            shared_output,
+            tty,
+        })
+    }
+}
+
+/// The argument that marks a keeper image's handoff: `IMAGE --daemonic-keeper-handoff FD
+/// PIDFILE PROGRAM` (the last two only for `ps`).
+const HANDOFF_FLAG: &std::ffi::CStr = c"--daemonic-keeper-handoff";
+/// The first bytes of a handoff, with its version.
+const HANDOFF_MAGIC: &[u8] = b"daemonic-keeper/1";
+
+/// The entry point of a keeper image: a binary whose `main` calls this first can serve as the
+/// small image a keeper re-executes into ([`Daemon::keeper_image`](crate::Daemon::keeper_image);
+/// the `daemonic-keeper` binary is exactly that). Returns `None` when this process was not
+/// started as a keeper image, so the binary goes on with its own work; otherwise keeps the
+/// service until its end and returns the exit status to leave with (for a foreground keeper,
+/// the program's).
+///
+/// # Example
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     if let Some(code) = daemonic::keeper_entry() {
+///         return code;
+///     }
+///     // ... the program's own work ...
+///     std::process::ExitCode::SUCCESS
+/// }
+/// ```
+pub fn keeper_entry() -> Option<std::process::ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()?.as_encoded_bytes() != HANDOFF_FLAG.to_bytes() {
+        return None;
+    }
+    let fail = |why: &str| {
+        eprintln!(
+            "daemonic-keeper: {why}; this program is started by `daemonic start`, not by hand"
+        );
+        Some(std::process::ExitCode::from(2))
+    };
+    let Some(fd) = args.next().and_then(|a| a.to_str()?.parse::<RawFd>().ok()) else {
+        return fail("no state descriptor");
+    };
+    if fd < 3 || !fds::is_open(fd) {
+        return fail("the state descriptor is not open");
+    }
+    // SAFETY: the former image handed this memfd over for us alone.
+    let mut state = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut bytes = Vec::new();
+    use std::io::Seek;
+    if state.seek(std::io::SeekFrom::Start(0)).is_err() || state.read_to_end(&mut bytes).is_err() {
+        return fail("the state cannot be read");
+    }
+    drop(state);
+    let mut d = Decoder::new(&bytes);
+    if d.bytes() != Some(HANDOFF_MAGIC) {
+        return fail("the state is not a keeper's (another version?)");
+    }
+    // SAFETY: the state names the descriptors our former image kept open for us.
+    let decoded = unsafe { Keeper::decode(&mut d, Instant::now()) };
+    let Some(keeper) = decoded.filter(|_| d.is_done()) else {
+        return fail("the state is damaged");
+    };
+    for fd in keeper.handed_fds() {
+        let _ = fds::set_cloexec(fd, true);
+    }
+    // Survives execve, but that is the kernel's detail to keep: say it again.
+    let _ = become_subreaper();
+    let foreground = keeper.foreground;
+    // Rust's runtime ignores SIGPIPE already; the mask (our signals blocked) came across exec.
+    let exit = keeper.keep();
+    Some(match (foreground, exit) {
+        (true, Some(exit)) => std::process::ExitCode::from(exit.shell_code()),
+        _ => std::process::ExitCode::SUCCESS,
+    })
+}
+
 /// Where the keeper publishes: the pidfile it holds and the files beside it.
 pub(crate) struct Files {
     pub pidfile: Pidfile,
@@ -81,6 +258,8 @@ pub(crate) struct Setup {
     pub notify: Option<notify::Listener>,
     /// In the foreground (`daemonic run`): pass readiness on to `$NOTIFY_SOCKET`.
     pub foreground: bool,
+    /// A small keeper image to execute once the program runs (see [`crate::handoff`]).
+    pub reexec: Option<PathBuf>,
 }
 
 /// A control connection.
@@ -128,6 +307,8 @@ pub(crate) struct Keeper {
     starter: Option<u32>,
     /// Forking mode: when to read the program's pidfile again, and when to give up.
     search: Option<(Instant, Instant)>,
+    /// The small image to re-execute into once the program runs.
+    reexec: Option<PathBuf>,
 }
 
 /// The signals the keeper takes through its signalfd.
@@ -172,6 +353,7 @@ impl Keeper {
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
             search: None,
+            reexec: setup.reexec,
             machine: Machine::new(setup.policy, has_protocol, seed),
             spec: setup.spec,
             files: setup.files,
@@ -198,10 +380,220 @@ impl Keeper {
     pub(crate) fn run(mut self) -> Option<Exit> {
         let effects = vec![Effect::Spawn];
         self.apply(effects);
+        if let Some(image) = self.reexec.take() {
+            // Returns only if the exec failed: this image then goes on keeping the service.
+            self.reexec(&image);
+        }
+        self.keep()
+    }
+
+    /// The loop, until the table says to leave.
+    fn keep(mut self) -> Option<Exit> {
         while !matches!(self.machine.phase(), Phase::Done(_)) {
             self.wait_and_dispatch();
         }
         self.finish()
+    }
+
+    /// Executes `image` with this keeper's state (see [`crate::handoff`]); returns only if that
+    /// failed. Everything the new image needs stays open across the exec; nothing else does.
+    fn reexec(&mut self, image: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let now = Instant::now();
+        let mut e = Encoder::default();
+        e.bytes(HANDOFF_MAGIC);
+        self.encode(&mut e, now);
+        let fds = self.handed_fds();
+        // SAFETY: memfd_create takes a C string name and flags; the result is owned below.
+        let memfd = unsafe { libc::memfd_create(c"daemonic-keeper-state".as_ptr(), 0) };
+        if memfd < 0 {
+            return;
+        }
+        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+        let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
+        if !write_all(memfd.as_raw_fd(), &e.bytes) {
+            return;
+        }
+        let mut arg = String::new();
+        push_decimal(&mut arg, memfd.as_raw_fd() as u32);
+        let (Ok(path), Ok(arg)) = (
+            CString::new(image.as_os_str().as_bytes()),
+            CString::new(arg),
+        ) else {
+            return;
+        };
+        let envp: Vec<CString> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_encoded_bytes();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_encoded_bytes());
+                CString::new(kv).ok()
+            })
+            .collect();
+        // What `ps` shows: which service this keeper keeps (its pidfile) and its program.
+        let pidfile = self
+            .files
+            .as_ref()
+            .and_then(|f| CString::new(f.pidfile.path().as_os_str().as_bytes()).ok())
+            .unwrap_or_default();
+        let argv = [
+            c"daemonic-keeper".as_ptr(),
+            HANDOFF_FLAG.as_ptr(),
+            arg.as_ptr(),
+            pidfile.as_ptr(),
+            self.spec.path.as_ptr(),
+            std::ptr::null(),
+        ];
+        let envp_ptrs = crate::program::pointer_array(&envp);
+        for &fd in fds.iter().chain([memfd.as_raw_fd()].iter()) {
+            let _ = fds::set_cloexec(fd, false);
+        }
+        // SAFETY: path, argv and envp are NUL-terminated arrays of C strings that outlive the
+        // call; on success this process image is replaced.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp_ptrs.as_ptr()) };
+        // Still here: the exec failed. Keep going in this image, descriptors private again.
+        for &fd in &fds {
+            let _ = fds::set_cloexec(fd, true);
+        }
+    }
+
+    /// The descriptors the state names, which must survive the exec.
+    fn handed_fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.signals.as_raw_fd()];
+        if let Some(files) = &self.files {
+            fds.push(files.pidfile.lock_fd());
+            fds.extend(files.pidfile.writer_fd());
+        }
+        fds.extend(self.launcher.as_ref().map(AsRawFd::as_raw_fd));
+        fds.extend(self.relay.as_ref().map(AsRawFd::as_raw_fd));
+        fds.extend(self.notify.as_ref().map(notify::Listener::fd));
+        fds.extend(self.listener.as_ref().map(AsRawFd::as_raw_fd));
+        fds.extend(self.ready.as_ref().map(AsRawFd::as_raw_fd));
+        if let Some((r, w)) = &self.stderr {
+            fds.push(r.as_raw_fd());
+            fds.push(w.as_raw_fd());
+        }
+        fds
+    }
+
+    fn encode(&self, e: &mut Encoder, now: Instant) {
+        let fd = |e: &mut Encoder, fd: &OwnedFd| e.i32(fd.as_raw_fd());
+        self.spec.encode(e);
+        self.machine.encode(e, now);
+        e.option(self.files.as_ref(), |e, files| files.pidfile.encode(e));
+        e.option(self.launcher.as_ref(), fd);
+        e.option(self.relay.as_ref(), fd);
+        e.option(self.notify.as_ref(), |e, l| {
+            e.i32(l.fd());
+            e.bytes(l.address().as_bytes());
+        });
+        e.bool(self.foreground);
+        fd(e, &self.signals);
+        e.option(self.listener.as_ref(), |e, l| e.i32(l.as_raw_fd()));
+        e.option(self.ready.as_ref(), fd);
+        e.bool(self.ready_seen);
+        e.option(self.stderr.as_ref(), |e, (r, w)| {
+            e.i32(r.as_raw_fd());
+            e.i32(w.as_raw_fd());
+        });
+        e.bytes(self.status_text.as_bytes());
+        e.system_time(self.since);
+        e.system_time(self.started);
+        e.option(self.last_state, |e, s| {
+            e.u8(ServiceState::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8)
+        });
+        e.bool(self.reported);
+        e.u32(self.keeper_pid);
+        crate::supervise::encode_schedule(e, &self.policy_schedule);
+        e.option(self.last_pid, Encoder::u32);
+        e.option(self.announced, Encoder::u32);
+        e.option(self.forking.as_ref(), |e, p| {
+            e.bytes(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+        });
+        e.option(self.starter, Encoder::u32);
+        e.option(self.search, |e, (next, give_up)| {
+            e.instant(next, now);
+            e.instant(give_up, now);
+        });
+    }
+
+    /// The keeper a former image encoded.
+    ///
+    /// # Safety
+    /// Every descriptor named in `d` must have been handed over across exec by that image and
+    /// be owned by nothing else in this process.
+    unsafe fn decode(d: &mut Decoder<'_>, now: Instant) -> Option<Keeper> {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY (for every from_raw_fd below): the caller's guarantee.
+        let owned = |fd: i32| unsafe { OwnedFd::from_raw_fd(fd) };
+        let spec = Spec::decode(d)?;
+        let machine = Machine::decode(d, now)?;
+        // SAFETY: as above.
+        let files = d.option(|d| unsafe { Pidfile::decode(d) })?.map(|pidfile| {
+            let path = pidfile.path().to_path_buf();
+            Files {
+                status: status::Writer::new(&path),
+                socket: control::socket_path(&path),
+                pidfile,
+            }
+        });
+        let launcher = d.option(Decoder::i32)?.map(owned);
+        let relay = d.option(Decoder::i32)?.map(owned);
+        let notify = d.option(|d| {
+            let fd = d.i32()?;
+            let address = String::from_utf8(d.bytes()?.to_vec()).ok()?;
+            // SAFETY: as above.
+            Some(unsafe { notify::Listener::from_raw(fd, address) })
+        })?;
+        let foreground = d.bool()?;
+        let signals = owned(d.i32()?);
+        // SAFETY: as above.
+        let listener = d
+            .option(Decoder::i32)?
+            .map(|fd| unsafe { UnixListener::from_raw_fd(fd) });
+        let ready = d.option(Decoder::i32)?.map(owned);
+        let ready_seen = d.bool()?;
+        let stderr = d.option(|d| Some((owned(d.i32()?), owned(d.i32()?))))?;
+        let status_text = String::from_utf8_lossy(d.bytes()?).into_owned();
+        let since = d.system_time()?;
+        let started = d.system_time()?;
+        let last_state = d.option(|d| ServiceState::ALL.get(usize::from(d.u8()?)).copied())?;
+        let reported = d.bool()?;
+        let keeper_pid = d.u32()?;
+        let policy_schedule = crate::supervise::decode_schedule(d)?;
+        let last_pid = d.option(Decoder::u32)?;
+        let announced = d.option(Decoder::u32)?;
+        let forking = d.option(|d| Some(PathBuf::from(std::ffi::OsStr::from_bytes(d.bytes()?))))?;
+        let starter = d.option(Decoder::u32)?;
+        let search = d.option(|d| Some((d.instant(now)?, d.instant(now)?)))?;
+        Some(Keeper {
+            spec,
+            machine,
+            files,
+            launcher,
+            relay,
+            notify,
+            foreground,
+            signals,
+            listener,
+            clients: Vec::new(),
+            ready,
+            ready_seen,
+            stderr,
+            status_text,
+            since,
+            started,
+            last_state,
+            reported,
+            keeper_pid,
+            policy_schedule,
+            last_pid,
+            announced,
+            forking,
+            starter,
+            search,
+            reexec: None,
+        })
     }
 
     /// Feeds one event to the table and carries out what it says.
@@ -1219,4 +1611,71 @@ fn now_nanos() -> u64 {
 
 fn errno(err: &io::Error) -> i32 {
     err.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Gives back what the keeper inherited from the command that launched it and will not use:
+/// the command's freed heap (`malloc_trim`), the page mappings of code and read-only data it ran
+/// (re-faulted on use from the page cache, so every keeper then shares the same few pages), and
+/// the stack the command's parsing dirtied below the current frame. A keeper's memory is a
+/// measured goal (USS); this is what makes a forked keeper small without paying for a second
+/// process start-up on the start path.
+///
+/// Only mappings that are file-backed, not writable and without anonymous (copied-on-write)
+/// pages are dropped: their contents are exactly the file's, so dropping loses nothing. The
+/// relocated read-only data (RELRO) has anonymous pages and is kept.
+///
+/// References: madvise(2) `MADV_DONTNEED`, malloc_trim(3), proc_pid_smaps(5).
+pub(crate) fn shed_inherited_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+            return;
+        };
+        let here = 0u8;
+        let sp = &here as *const u8 as usize;
+        let mut drops: Vec<(usize, usize)> = Vec::new();
+        let mut current: Option<(usize, usize, bool)> = None;
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let Some(first) = fields.next() else { continue };
+            if let Some((start, end)) = first.split_once('-')
+                && let (Ok(start), Ok(end)) = (
+                    usize::from_str_radix(start, 16),
+                    usize::from_str_radix(end, 16),
+                )
+            {
+                let perms = fields.next().unwrap_or("");
+                let name = fields.nth(3).unwrap_or("");
+                if name == "[stack]" {
+                    // Everything more than 16 KiB below this frame is unused.
+                    let top = (sp.saturating_sub(16 << 10)) & !0xfff;
+                    if top > start {
+                        drops.push((start, top - start));
+                    }
+                    current = None;
+                } else {
+                    let candidate = name.starts_with('/') && !perms.contains('w');
+                    current = candidate.then_some((start, end, true));
+                }
+                continue;
+            }
+            if first == "Anonymous:"
+                && let Some((start, end, _)) = current.take()
+                && fields.next() == Some("0")
+            {
+                drops.push((start, end - start));
+            }
+        }
+        for (start, len) in drops {
+            // SAFETY: each range is a whole mapping of this process whose pages equal their
+            // file's (or stack below every live frame); MADV_DONTNEED only unmaps pages, which
+            // are faulted back from the file (or as zeroes) if touched again.
+            unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        }
+    }
 }

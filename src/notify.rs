@@ -220,6 +220,21 @@ impl Listener {
     }
 
     /// The value for `$NOTIFY_SOCKET`.
+    /// A listener a former image of this keeper handed over (Linux: an abstract socket, so no
+    /// directory to clean up).
+    ///
+    /// # Safety
+    /// `fd` must be the listener's socket, inherited across exec and owned by nothing else.
+    pub(crate) unsafe fn from_raw(fd: RawFd, address: String) -> Listener {
+        use std::os::fd::FromRawFd;
+        Listener {
+            // SAFETY: the caller guarantees `fd` is this listener's socket and ours alone.
+            socket: unsafe { UnixDatagram::from_raw_fd(fd) },
+            address,
+            _dir: None,
+        }
+    }
+
     pub(crate) fn address(&self) -> &str {
         &self.address
     }

@@ -142,6 +142,40 @@ impl Pidfile {
         Ok(())
     }
 
+    /// Encodes this pidfile for a keeper's re-exec; its descriptors must stay open across it.
+    pub(crate) fn encode(&self, e: &mut crate::handoff::Encoder) {
+        use std::os::unix::ffi::OsStrExt;
+        e.bytes(self.path.as_os_str().as_bytes());
+        e.i32(self.lock.as_raw_fd());
+        e.option(self.writer_fd(), crate::handoff::Encoder::i32);
+        e.u64(self.dev);
+        e.u64(self.ino);
+    }
+
+    /// The pidfile a former image of this keeper encoded; takes ownership of its descriptors.
+    ///
+    /// # Safety
+    /// The descriptors must be the ones [`encode`](Pidfile::encode) wrote, inherited across
+    /// exec and owned by nothing else in this process.
+    pub(crate) unsafe fn decode(d: &mut crate::handoff::Decoder<'_>) -> Option<Pidfile> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(d.bytes()?));
+        let lock = d.i32()?;
+        let writer = d.option(crate::handoff::Decoder::i32)?;
+        let (dev, ino) = (d.u64()?, d.u64()?);
+        // SAFETY: the caller guarantees these descriptors are ours alone.
+        Some(unsafe {
+            Pidfile {
+                path,
+                lock: File::from_raw_fd(lock),
+                writer: writer.map(|fd| File::from_raw_fd(fd)),
+                dev,
+                ino,
+            }
+        })
+    }
+
     /// Closes the write-only descriptor: the daemon keeps only the lock.
     pub(crate) fn close_writer(&mut self) {
         self.writer = None;

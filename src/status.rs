@@ -52,7 +52,7 @@ pub enum ServiceState {
 }
 
 impl ServiceState {
-    const ALL: [ServiceState; 8] = [
+    pub(crate) const ALL: [ServiceState; 8] = [
         ServiceState::Starting,
         ServiceState::Running,
         ServiceState::Ready,

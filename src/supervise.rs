@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::handoff::{Decoder, Encoder};
 use crate::status::{Exit, FailReason, ServiceState};
 use crate::stop::{Action, Schedule};
 
@@ -666,6 +667,223 @@ fn nothing() -> Vec<Effect> {
     Vec::new()
 }
 
+// ---- across the keeper's re-exec (see crate::handoff) ------------------------------------
+
+pub(crate) fn encode_schedule(e: &mut Encoder, schedule: &Schedule) {
+    e.u32(schedule.actions().len() as u32);
+    for action in schedule.actions() {
+        match *action {
+            Action::Signal(signal) => {
+                e.u8(0);
+                e.i32(signal);
+            }
+            Action::Wait(duration) => {
+                e.u8(1);
+                e.duration(duration);
+            }
+        }
+    }
+}
+
+pub(crate) fn decode_schedule(d: &mut Decoder<'_>) -> Option<Schedule> {
+    let n = d.u32()? as usize;
+    let mut actions = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        actions.push(match d.u8()? {
+            0 => Action::Signal(d.i32()?),
+            1 => Action::Wait(d.duration()?),
+            _ => return None,
+        });
+    }
+    Schedule::from_actions(actions)
+}
+
+fn encode_exit(e: &mut Encoder, exit: Exit) {
+    match exit {
+        Exit::Code(code) => {
+            e.u8(0);
+            e.i32(code);
+        }
+        Exit::Signal { signal, core } => {
+            e.u8(if core { 2 } else { 1 });
+            e.i32(signal);
+        }
+    }
+}
+
+fn decode_exit(d: &mut Decoder<'_>) -> Option<Exit> {
+    Some(match d.u8()? {
+        0 => Exit::Code(d.i32()?),
+        kind @ (1 | 2) => Exit::Signal {
+            signal: d.i32()?,
+            core: kind == 2,
+        },
+        _ => return None,
+    })
+}
+
+impl Policy {
+    pub(crate) fn encode(&self, e: &mut Encoder) {
+        e.u8(match self.restart {
+            Restart::No => 0,
+            Restart::OnFailure => 1,
+            Restart::Always => 2,
+        });
+        e.duration(self.stable_after);
+        e.duration(self.restart_delay);
+        e.duration(self.restart_max_delay);
+        e.option(self.give_up, |e, (n, window)| {
+            e.u32(n);
+            e.duration(window);
+        });
+        e.option(self.ready_after, Encoder::duration);
+        e.option(self.forking.as_ref(), |e, p| {
+            e.bytes(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+        });
+        encode_schedule(e, &self.stop);
+    }
+
+    pub(crate) fn decode(d: &mut Decoder<'_>) -> Option<Policy> {
+        let restart = match d.u8()? {
+            0 => Restart::No,
+            1 => Restart::OnFailure,
+            2 => Restart::Always,
+            _ => return None,
+        };
+        Some(Policy {
+            restart,
+            stable_after: d.duration()?,
+            restart_delay: d.duration()?,
+            restart_max_delay: d.duration()?,
+            give_up: d.option(|d| Some((d.u32()?, d.duration()?)))?,
+            ready_after: d.option(Decoder::duration)?,
+            forking: d.option(|d| {
+                let bytes = d.bytes()?;
+                Some(std::path::PathBuf::from(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes),
+                ))
+            })?,
+            stop: decode_schedule(d)?,
+        })
+    }
+}
+
+impl Machine {
+    /// Everything the table remembers, instants as distances from `now`.
+    pub(crate) fn encode(&self, e: &mut Encoder, now: Instant) {
+        self.policy.encode(e);
+        match &self.phase {
+            Phase::Up { ready } => {
+                e.u8(0);
+                e.bool(*ready);
+            }
+            Phase::Backoff => e.u8(1),
+            Phase::Stopping { then, step } => {
+                e.u8(2);
+                e.u8(match then {
+                    Then::Leave => 0,
+                    Then::Restart => 1,
+                    Then::Decide => 2,
+                });
+                e.u32(*step as u32);
+            }
+            Phase::Done(state) => {
+                e.u8(3);
+                e.u8(ServiceState::ALL
+                    .iter()
+                    .position(|s| s == state)
+                    .unwrap_or(0) as u8);
+            }
+        }
+        e.option(self.pid, Encoder::u32);
+        e.instant(self.started_at, now);
+        e.option(self.ready_at, |e, t| e.instant(t, now));
+        e.bool(self.has_protocol);
+        e.bool(self.signalled);
+        e.option(self.last_exit, |e, (exit, ran)| {
+            encode_exit(e, exit);
+            e.duration(ran);
+        });
+        e.u32(self.restarts);
+        e.u32(self.quick);
+        e.u32(self.failures.len() as u32);
+        for t in &self.failures {
+            e.instant(*t, now);
+        }
+        e.option(self.deadline, |e, t| e.instant(t, now));
+        encode_schedule(e, &self.schedule);
+        e.bool(self.overrun);
+        e.option(self.reason, |e, r| {
+            e.u8(match r {
+                FailReason::GaveUp => 0,
+                FailReason::SpawnFailed => 1,
+                FailReason::NotReady => 2,
+            })
+        });
+        e.u64(self.rng);
+    }
+
+    pub(crate) fn decode(d: &mut Decoder<'_>, now: Instant) -> Option<Machine> {
+        let policy = Policy::decode(d)?;
+        let phase = match d.u8()? {
+            0 => Phase::Up { ready: d.bool()? },
+            1 => Phase::Backoff,
+            2 => Phase::Stopping {
+                then: match d.u8()? {
+                    0 => Then::Leave,
+                    1 => Then::Restart,
+                    2 => Then::Decide,
+                    _ => return None,
+                },
+                step: d.u32()? as usize,
+            },
+            3 => Phase::Done(*ServiceState::ALL.get(usize::from(d.u8()?))?),
+            _ => return None,
+        };
+        let pid = d.option(Decoder::u32)?;
+        let started_at = d.instant(now)?;
+        let ready_at = d.option(|d| d.instant(now))?;
+        let has_protocol = d.bool()?;
+        let signalled = d.bool()?;
+        let last_exit = d.option(|d| Some((decode_exit(d)?, d.duration()?)))?;
+        let restarts = d.u32()?;
+        let quick = d.u32()?;
+        let n = d.u32()? as usize;
+        let mut failures = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            failures.push(d.instant(now)?);
+        }
+        let deadline = d.option(|d| d.instant(now))?;
+        let schedule = decode_schedule(d)?;
+        let overrun = d.bool()?;
+        let reason = d.option(|d| match d.u8()? {
+            0 => Some(FailReason::GaveUp),
+            1 => Some(FailReason::SpawnFailed),
+            2 => Some(FailReason::NotReady),
+            _ => None,
+        })?;
+        let rng = d.u64()?;
+        Some(Machine {
+            policy,
+            phase,
+            pid,
+            started_at,
+            ready_at,
+            has_protocol,
+            signalled,
+            last_exit,
+            restarts,
+            quick,
+            failures,
+            deadline,
+            schedule,
+            overrun,
+            reason,
+            rng,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,6 +1154,33 @@ mod tests {
             (m.state(), m.pid(), m.restarts()),
             (ServiceState::Ready, Some(12), 0)
         );
+    }
+
+    #[test]
+    fn a_machine_survives_its_encoding() {
+        let policy = Policy::new()
+            .restart(Restart::Always)
+            .give_up(4, Duration::from_secs(30))
+            .forking("/run/x.pid")
+            .stop_schedule("INT/3/KILL/1".parse().unwrap());
+        let (mut m, t) = machine(policy.clone());
+        m.on(exit(1), t + MS);
+        let mut e = Encoder::default();
+        m.encode(&mut e, t + 2 * MS);
+        let mut d = Decoder::new(&e.bytes);
+        let mut back = Machine::decode(&mut d, t + 2 * MS).unwrap();
+        assert!(d.is_done());
+        assert_eq!(back.policy, policy);
+        assert_eq!(back.phase, m.phase);
+        assert_eq!(back.deadline, m.deadline);
+        assert_eq!(back.last_exit, m.last_exit);
+        // It goes on exactly as the original would.
+        let deadline = m.deadline().unwrap();
+        assert_eq!(
+            back.on(Event::Timer, deadline),
+            m.on(Event::Timer, deadline)
+        );
+        assert!(Machine::decode(&mut Decoder::new(&e.bytes[..20]), t).is_none());
     }
 
     #[test]

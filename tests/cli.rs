@@ -46,7 +46,8 @@ fn programs(sandbox: &Sandbox) -> Vec<u32> {
 }
 
 fn is_keeper(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == Path::new(BIN))
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|exe| exe == Path::new(BIN) || exe == Path::new(KEEPER_BIN))
 }
 
 /// The keeper of a program: its parent, checked to be the daemonic binary.
@@ -120,6 +121,13 @@ fn start_runs_the_program_under_a_keeper_that_is_a_daemon() {
     );
     // The keeper is the daemon: a child of init (or our subreaper), not a session leader.
     let keeper = keeper_of(pid);
+    // Once the program runs, the keeper is the small image, not a copy of the command.
+    let image = std::fs::read_link(format!("/proc/{keeper}/exe")).unwrap();
+    assert_eq!(
+        image,
+        Path::new(KEEPER_BIN),
+        "the keeper re-executed into daemonic-keeper"
+    );
     let k = stat(keeper);
     assert!(is_reaper_for_us(k.ppid), "keeper's parent {}", k.ppid);
     assert_ne!(k.session, keeper, "the keeper is not a session leader");

@@ -42,7 +42,8 @@ fn wait_status(
 }
 
 fn is_keeper(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == Path::new(BIN))
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|exe| exe == Path::new(BIN) || exe == Path::new(KEEPER_BIN))
 }
 
 fn programs(sandbox: &Sandbox) -> Vec<u32> {

@@ -261,6 +261,10 @@ impl ServiceArgs {
             // SAFETY: checked open just above; this process never closes it before exec.
             daemon = daemon.keep_fd(unsafe { BorrowedFd::borrow_raw(fd) });
         }
+        let daemon = match keeper_image() {
+            Some(image) => daemon.keeper_image(image),
+            None => daemon,
+        };
         Ok(daemon.readiness(self.readiness()))
     }
 
@@ -295,6 +299,22 @@ impl ServiceArgs {
 
     fn program(&self) -> Program {
         Program::new(&self.command[0]).args(&self.command[1..])
+    }
+}
+
+/// The image a keeper re-executes into once its program runs: `daemonic-keeper` beside this
+/// binary (small: no parser, no serde), else this binary itself (it answers the same handoff).
+fn keeper_image() -> Option<PathBuf> {
+    let me = std::env::current_exe().ok()?;
+    let sibling = me.with_file_name("daemonic-keeper");
+    let executable = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if executable(&sibling) {
+        Some(sibling)
+    } else {
+        executable(&me).then_some(me)
     }
 }
 

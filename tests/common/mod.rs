@@ -305,6 +305,8 @@ impl Fifo {
 // ---- the daemonic command ----
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_daemonic");
+/// The small image keepers re-execute into.
+pub const KEEPER_BIN: &str = env!("CARGO_BIN_EXE_daemonic-keeper");
 
 pub fn daemonic(sandbox: &Sandbox) -> Command {
     let mut command = Command::new(BIN);
