@@ -19,6 +19,26 @@
 //!
 //! [`Daemon::spawn`] runs the same procedure and executes a program, waiting for its readiness
 //! ([`Readiness`]: at exec, sd_notify, or an s6-style descriptor).
+//!
+//! [`Daemon::supervise`] makes a keeper the daemon: a small process that holds the pidfile,
+//! runs the program as its child, restarts it by a [`Policy`], stops all of it
+//! ([`stop::stop`]), and publishes a [`ServiceStatus`] anyone can read. [`Daemon::run`] is the
+//! same keeper in the calling process, for containers and service managers.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use daemonic::{Daemon, Policy, Program, Restart, ServiceStatus};
+//! let service = Daemon::new()
+//!     .pidfile("/run/api.pid")
+//!     .user("api")
+//!     .supervise(
+//!         &Program::new("/usr/bin/api-server"),
+//!         Policy::new().restart(Restart::OnFailure).restart_max_delay(Duration::from_secs(30)),
+//!     )?;
+//! let status = ServiceStatus::read(std::path::Path::new("/run/api.pid"))?;
+//! assert_eq!(status.map(|s| s.pid()), Some(Some(service.pid())));
+//! # Ok::<(), daemonic::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 

@@ -737,3 +737,52 @@ fn nginx_in_its_forking_mode_is_started_reloaded_and_stopped() {
         "{json}"
     );
 }
+
+/// Under systemd (`Type=notify`), `daemonic run` passes READY (with MAINPID), STATUS and
+/// STOPPING on to `$NOTIFY_SOCKET`; the program hears its own socket, not systemd's.
+#[test]
+fn run_passes_readiness_status_and_stopping_to_an_outer_service_manager() {
+    let sandbox = Sandbox::new();
+    let manager_path = sandbox.path("systemd.sock");
+    let manager = std::os::unix::net::UnixDatagram::bind(&manager_path).unwrap();
+    manager.set_read_timeout(Some(WAIT)).unwrap();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "svc.sh",
+        &format!(
+            "echo \"start $$ $NOTIFY_SOCKET\" > {}\n\"$DAEMONIC\" notify 'STATUS=warming up'\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let mut child = ChildGuard(
+        daemonic(&sandbox)
+            .env("NOTIFY_SOCKET", &manager_path)
+            .args(["run", "--notify", "--", &program])
+            .spawn()
+            .unwrap(),
+    );
+    let line = fifo.line(WAIT);
+    let mut words = line.split_whitespace().skip(1);
+    let pid: u32 = words.next().unwrap().parse().unwrap();
+    let socket = words.next().unwrap_or("");
+    assert!(
+        socket.starts_with('@') && socket != manager_path.to_str().unwrap(),
+        "the program gets the keeper's own socket: {line:?}"
+    );
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !heard.iter().any(|m: &String| m.contains("READY=1")) {
+        let n = manager
+            .recv(&mut buf)
+            .expect("a message for the service manager");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(heard.iter().any(|m| m == "STATUS=warming up"), "{heard:?}");
+    let ready = heard.iter().find(|m| m.contains("READY=1")).unwrap();
+    assert!(ready.contains(&format!("MAINPID={pid}")), "{ready:?}");
+    kill(child.id(), libc::SIGTERM);
+    let n = manager.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(child.0.wait().unwrap().code(), Some(143));
+}
