@@ -194,7 +194,9 @@ fn ask(pidfile: &Path, request: &Request, timeout: Duration) -> Result<Option<Re
         )
     };
     stream.write_all(&request.encode()).map_err(io_error)?;
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86400));
     let mut buf = [0u8; REPLY];
     let mut got = 0;
     while got < REPLY {
@@ -255,11 +257,11 @@ pub(crate) fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Option<u32>, E
             Action::Wait(d) => *d,
             Action::Signal(_) => Duration::ZERO,
         })
-        .sum();
+        .fold(Duration::ZERO, Duration::saturating_add);
     let reply = ask(
         pidfile,
         &Request::Stop(schedule.clone()),
-        total + Duration::from_secs(5),
+        total.saturating_add(Duration::from_secs(5)),
     )?;
     match reply {
         None => Ok(None),

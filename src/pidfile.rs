@@ -42,7 +42,9 @@ impl Pidfile {
                 .read(true)
                 .write(false)
                 .create(false)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .custom_flags(
+                    libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+                )
                 .open(path);
             let lock = match lock {
                 Ok(file) => file,
@@ -64,6 +66,16 @@ impl Pidfile {
                 Err(TryLockError::Error(err)) => return Err(pidfile_error(path, err)),
             }
             let meta = lock.metadata().map_err(|e| pidfile_error(path, e))?;
+            if !meta.is_file() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    Step::Pidfile,
+                    format!(
+                        "pidfile {}: not a regular file; remove it or choose another pidfile",
+                        path.display()
+                    ),
+                ));
+            }
             // The file we locked must still be the one at `path`: a stop may have unlinked it
             // between our open and our lock.
             match std::fs::symlink_metadata(path) {
@@ -79,7 +91,9 @@ impl Pidfile {
             }
             let writer = OpenOptions::new()
                 .write(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .custom_flags(
+                    libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+                )
                 .open(path)
                 .map_err(|e| pidfile_error(path, e))?;
             writer.set_len(0).map_err(|e| pidfile_error(path, e))?;
@@ -202,7 +216,7 @@ fn create(path: &Path) -> Result<File, Error> {
         .write(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| pidfile_error(path, e))?;
     // The umask may have narrowed the mode: readers (status, stop) must be able to read it.
@@ -212,7 +226,7 @@ fn create(path: &Path) -> Result<File, Error> {
     drop(file);
     OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| pidfile_error(path, e))
 }
@@ -306,7 +320,7 @@ impl PidfileState {
     pub fn read(path: &Path) -> Result<PidfileState, Error> {
         let file = match OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
         {
             Ok(file) => file,
@@ -394,7 +408,7 @@ fn lock_holder(file: &File, dev: u64, ino: u64) -> io::Result<(bool, Option<u32>
 pub(crate) fn remove_stale(path: &Path) -> Result<bool, Error> {
     let file = match OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
     {
         Ok(file) => file,

@@ -164,10 +164,17 @@ impl FromStr for Schedule {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Schedule, String> {
+        // Whole seconds, at most ten years (a larger wait is a typo, and would overflow clocks).
         let seconds = |item: &str| -> Result<Duration, String> {
-            item.parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| format!("{item:?} is neither a signal nor a number of seconds"))
+            match item.parse::<u64>() {
+                Ok(n) if n <= 10 * 365 * 86400 => Ok(Duration::from_secs(n)),
+                Ok(_) => Err(format!(
+                    "{item:?}: a wait of at most ten years (315360000 s)"
+                )),
+                Err(_) => Err(format!(
+                    "{item:?} is neither a signal nor a number of seconds"
+                )),
+            }
         };
         if !text.contains('/') {
             let wait = seconds(text)?;
@@ -404,6 +411,8 @@ mod tests {
         assert!("KILL".parse::<Schedule>().is_err());
         assert!("5/KILL".parse::<Schedule>().is_err());
         assert!("NOPE/5".parse::<Schedule>().is_err());
+        assert!("TERM/18446744073709551615".parse::<Schedule>().is_err());
+        assert!("99999999999".parse::<Schedule>().is_err());
         assert_eq!(Schedule::default().to_string(), "TERM/10/KILL/5");
     }
 }

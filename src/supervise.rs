@@ -408,7 +408,7 @@ impl Machine {
         self.overrun = false;
         if let Some(after) = self.policy.ready_after.filter(|_| !self.has_protocol) {
             self.phase = Phase::Up { ready: false };
-            self.deadline = Some(now + after);
+            self.deadline = Some(later(now, after));
         } else if self.has_protocol {
             self.phase = Phase::Up { ready: false };
             self.deadline = None;
@@ -534,7 +534,7 @@ impl Machine {
         self.quick = self.quick.saturating_add(1);
         let delay = self.backoff_delay();
         self.phase = Phase::Backoff;
-        self.deadline = Some(now + delay);
+        self.deadline = Some(later(now, delay));
         vec![Effect::Publish]
     }
 
@@ -613,7 +613,7 @@ impl Machine {
                 }
                 Action::Wait(duration) => {
                     self.phase = Phase::Stopping { then, step };
-                    self.deadline = Some(now + duration);
+                    self.deadline = Some(later(now, duration));
                     effects.push(Effect::Publish);
                     return effects;
                 }
@@ -665,6 +665,13 @@ impl Machine {
 
 fn nothing() -> Vec<Effect> {
     Vec::new()
+}
+
+/// `now + duration`, or as far as an `Instant` goes: a long wait must never panic the keeper.
+fn later(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
+        .unwrap_or(now)
 }
 
 // ---- across the keeper's re-exec (see crate::handoff) ------------------------------------

@@ -786,3 +786,58 @@ fn run_passes_readiness_status_and_stopping_to_an_outer_service_manager() {
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert_eq!(child.0.wait().unwrap().code(), Some(143));
 }
+
+/// A FIFO, a directory or a device where a pidfile should be: every command answers at once with
+/// a clear error (none blocks opening it).
+#[test]
+fn a_fifo_directory_or_device_at_the_pidfile_never_blocks_a_command() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path("fifo.pid");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let dir = sandbox.path("dir.pid");
+    std::fs::create_dir(&dir).unwrap();
+    for path in [fifo.to_str().unwrap(), dir.to_str().unwrap(), "/dev/null"] {
+        for verb in [
+            &["start", "-p", path, "--", &sleeper(&sandbox), "300"][..],
+            &["status", "-p", path],
+            &["stop", "-p", path],
+            &["signal", "-p", path, "HUP"],
+            &["restart", "-p", path],
+        ] {
+            let started = Instant::now();
+            let mut child = ChildGuard(
+                daemonic(&sandbox)
+                    .args(verb)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+            let deadline = started + WAIT;
+            while child.0.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "{verb:?} blocked on {path}");
+                std::thread::yield_now();
+            }
+            let output = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap())
+                .wait_with_output()
+                .unwrap();
+            let said = format!(
+                "{}{}",
+                stderr(&output),
+                String::from_utf8_lossy(&output.stdout)
+            );
+            assert!(
+                matches!(output.status.code(), Some(2) | Some(4)),
+                "{verb:?} on {path}: {:?} {said}",
+                output.status
+            );
+            assert!(
+                said.contains(path) && said.contains("not a regular file"),
+                "{verb:?}: {said}"
+            );
+        }
+    }
+    assert_eq!(programs(&sandbox), Vec::<u32>::new(), "nothing started");
+}
