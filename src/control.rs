@@ -34,6 +34,8 @@ pub(crate) enum Request {
     Restart(Schedule),
     /// Send a signal to the program (or its process group).
     Signal { signal: i32, group: bool },
+    /// Rotate the log, or reopen the output file.
+    Reopen,
 }
 
 impl Request {
@@ -52,6 +54,10 @@ impl Request {
                 buf[0] = 3;
                 buf[1] = u8::from(*group);
                 buf[2..6].copy_from_slice(&signal.to_le_bytes());
+                None
+            }
+            Request::Reopen => {
+                buf[0] = 4;
                 None
             }
         };
@@ -100,6 +106,7 @@ impl Request {
                     group: buf[1] != 0,
                 })
             }
+            4 => Some(Request::Reopen),
             _ => None,
         }
     }
@@ -347,6 +354,27 @@ pub(crate) fn signal(pidfile: &Path, signal: i32, group: bool) -> Result<Option<
     }
 }
 
+/// Rotates the service's log (or reopens its output file) through its keeper. `Ok(None)` when
+/// no keeper runs.
+pub(crate) fn reopen(pidfile: &Path) -> Result<Option<()>, Error> {
+    match ask(pidfile, &Request::Reopen, Duration::from_secs(5))? {
+        None => Ok(None),
+        Some(Reply::Done(_)) => Ok(Some(())),
+        Some(Reply::Invalid(libc::ENOENT)) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            Step::Control,
+            "the service writes no log and no output file (start it with --log DIR or -o FILE)",
+        )),
+        Some(Reply::Invalid(errno)) => Err(Error::os(
+            Step::Stdout,
+            "reopening the output file",
+            io::Error::from_raw_os_error(errno),
+        )),
+        Some(Reply::Refused) => Err(refused(pidfile)),
+        Some(other) => Err(unexpected(other)),
+    }
+}
+
 fn unexpected(reply: Reply) -> Error {
     Error::new(
         ErrorKind::Os,
@@ -368,6 +396,7 @@ mod tests {
                 signal: libc::SIGUSR1,
                 group: true,
             },
+            Request::Reopen,
         ] {
             assert_eq!(Request::decode(&request.encode()), Some(request));
         }

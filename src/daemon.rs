@@ -62,6 +62,7 @@ pub struct Daemon {
     timeout: Duration,
     readiness: Readiness,
     keeper_image: Option<PathBuf>,
+    log: Option<crate::log::LogConfig>,
 }
 
 impl Default for Daemon {
@@ -92,6 +93,7 @@ impl Daemon {
             timeout: DEFAULT_TIMEOUT,
             readiness: Readiness::Exec,
             keeper_image: None,
+            log: None,
         }
     }
 
@@ -269,6 +271,27 @@ impl Daemon {
         self
     }
 
+    /// Under a keeper ([`supervise`](Daemon::supervise), [`run`](Daemon::run)): the program's
+    /// standard output and error go, through one pipe the keeper holds across restarts, into a
+    /// log directory: stamped, rotated, never losing a line (see [`LogConfig`](crate::LogConfig)).
+    /// The keeper's own events (started, ready, exited, restarting, stopped) are logged there
+    /// too. Replaces the `stdout` and `stderr` targets.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, LogConfig, Policy, Program};
+    /// Daemon::new()
+    ///     .pidfile("/run/web.pid")
+    ///     .log(LogConfig::new("/var/log/web").size(10_000_000).keep(20))
+    ///     .supervise(&Program::new("/usr/sbin/web"), Policy::new())?;
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    #[must_use]
+    pub fn log(mut self, config: crate::log::LogConfig) -> Daemon {
+        self.log = Some(config);
+        self
+    }
+
     /// The pidfile path, if one is set.
     pub fn pidfile_path(&self) -> Option<&Path> {
         self.pidfile.as_deref()
@@ -437,11 +460,18 @@ impl Daemon {
         }
         let checked = self.validate()?;
         let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
+        self.check_log()?;
         let mut launch = self.acquire(checked, Some(resolved), true)?;
         match fork_daemon(&mut launch)? {
             Fork::Daemon(ends) => {
                 std::mem::forget(ends);
-                keeper_in_daemon(launch, self.readiness, policy, self.keeper_image.clone())
+                keeper_in_daemon(
+                    launch,
+                    self.readiness,
+                    policy,
+                    self.keeper_image.clone(),
+                    self.log.clone(),
+                )
             }
             Fork::Launcher(child1, ends) => {
                 let context = launch.context.clone();
@@ -497,6 +527,7 @@ impl Daemon {
     pub fn run(self, program: &Program, policy: Policy) -> Result<Option<crate::Exit>, Error> {
         let checked = self.validate()?;
         let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
+        self.check_log()?;
         let mut launch = self.acquire(checked, Some(resolved), true)?;
         // Nobody waits on the channels in the foreground.
         drop(launch.ends.take());
@@ -509,10 +540,19 @@ impl Daemon {
         let context = launch.context.clone();
         let (mut setup, _) = keeper_setup(launch, self.readiness, policy, true);
         setup.reexec = self.keeper_image.clone();
+        setup.log = self.log.clone();
         crate::keeper::shed_inherited_memory();
         let keeper = crate::keeper::Keeper::new(setup)
             .map_err(|(step, err)| Error::os(step, context.subject(step), err))?;
         Ok(keeper.run())
+    }
+
+    /// The log directory can be created and written: found before anything forks.
+    fn check_log(&self) -> Result<(), Error> {
+        match &self.log {
+            Some(config) => crate::log::Logger::open(config.clone()).map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Validation without side effects (see [`check`](Daemon::check)).
@@ -1205,6 +1245,7 @@ fn keeper_setup(
         readiness,
         keep: keep_user,
         shared_output: shared_output(&stdio_targets),
+        output_file: stdio_targets[2].path().map(Path::to_path_buf),
         // SAFETY: isatty only asks.
         tty: foreground && unsafe { libc::isatty(0) } == 1,
     };
@@ -1222,6 +1263,7 @@ fn keeper_setup(
             notify: keeper_notify,
             foreground,
             reexec: None,
+            log: None,
         },
         kept,
     )
@@ -1242,6 +1284,7 @@ fn keeper_in_daemon(
     readiness: Readiness,
     policy: Policy,
     image: Option<PathBuf>,
+    log: Option<crate::log::LogConfig>,
 ) -> ! {
     let status_fd = launch.status_w.as_raw_fd();
     if let Err((step, err)) = keeper_steps(&mut launch, true) {
@@ -1251,6 +1294,7 @@ fn keeper_in_daemon(
     }
     let (mut setup, _) = keeper_setup(launch, readiness, policy, false);
     setup.reexec = image;
+    setup.log = log;
     crate::keeper::shed_inherited_memory();
     let keeper = match crate::keeper::Keeper::new(setup) {
         Ok(keeper) => keeper,

@@ -25,6 +25,7 @@ use crate::fds;
 use crate::handoff::{Decoder, Encoder};
 use crate::identity::{self, Credentials};
 use crate::launcher::Readiness;
+use crate::log::{LogConfig, Logger};
 use crate::notify::{self, Message};
 use crate::pidfile::Pidfile;
 use crate::process;
@@ -39,6 +40,9 @@ const CLIENT_GRACE: Duration = Duration::from_secs(5);
 /// program's pidfile, and how often the file is read meanwhile.
 const FORKING_WAIT: Duration = Duration::from_secs(30);
 const FORKING_RETRY: Duration = Duration::from_millis(5);
+
+/// A log waiting for disk space (blocking mode) tries again this often.
+const LOG_RETRY: Duration = Duration::from_secs(1);
 
 /// Everything needed to start the program, resolved before the keeper's first fork and reused
 /// for every restart (nothing is allocated between fork and exec).
@@ -58,6 +62,8 @@ pub(crate) struct Spec {
     pub keep: Vec<RawFd>,
     /// Standard output and error name the same file: both go through the keeper's pipe.
     pub shared_output: bool,
+    /// The file the program's stderr goes to through the keeper (reopened on request).
+    pub output_file: Option<PathBuf>,
     /// In the foreground on a terminal: the program's group becomes the terminal's foreground
     /// group, so it can read from it (as tini does).
     pub tty: bool,
@@ -101,6 +107,9 @@ impl Spec {
             e.i32(*fd);
         }
         e.bool(self.shared_output);
+        e.option(self.output_file.as_ref(), |e, p| {
+            e.bytes(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+        });
         e.bool(self.tty);
     }
 
@@ -149,6 +158,11 @@ impl Spec {
             keep.push(d.i32()?);
         }
         let shared_output = d.bool()?;
+        let output_file = d.option(|d| {
+            Some(PathBuf::from(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(d.bytes()?),
+            ))
+        })?;
         let tty = d.bool()?;
         Some(Spec {
             argv_ptrs: crate::program::pointer_array(&argv),
@@ -163,6 +177,7 @@ impl Spec {
             readiness,
             keep,
             shared_output,
+            output_file,
             tty,
         })
     }
@@ -260,6 +275,8 @@ pub(crate) struct Setup {
     pub foreground: bool,
     /// A small keeper image to execute once the program runs (see [`crate::handoff`]).
     pub reexec: Option<PathBuf>,
+    /// Where the program's output is logged (`--log`), if anywhere.
+    pub log: Option<LogConfig>,
 }
 
 /// A control connection.
@@ -285,9 +302,12 @@ pub(crate) struct Keeper {
     /// The readiness pipe of the current run (s6 style).
     ready: Option<OwnedFd>,
     ready_seen: bool,
-    /// The program's stderr: the keeper holds both ends across restarts, so nothing written is
-    /// lost, and copies it to its own stderr (and to the launcher until ready).
-    stderr: Option<(OwnedFd, OwnedFd)>,
+    /// The program's output pipe (its stderr; its stdout too when both go to one file or to the
+    /// log): the keeper holds both ends across restarts, so nothing written is lost, and copies
+    /// it to the log or its own stderr (and to the launcher until ready).
+    output: Option<(OwnedFd, OwnedFd)>,
+    /// The log directory the output goes to (`--log`).
+    logger: Option<Logger>,
     status_text: String,
     since: SystemTime,
     started: SystemTime,
@@ -301,6 +321,8 @@ pub(crate) struct Keeper {
     last_pid: Option<u32>,
     /// The run whose readiness an outer service manager was told of.
     announced: Option<u32>,
+    /// The log's drop count as the record last showed it.
+    published_dropped: u64,
     /// Forking mode: the program's own pidfile.
     forking: Option<PathBuf>,
     /// Forking mode: the started process, while it runs.
@@ -338,11 +360,31 @@ impl Keeper {
             Some(files) => Some(bind_control(&files.socket).map_err(|e| (Step::Control, e))?),
             None => None,
         };
-        let stderr = if setup.relay.is_some() {
-            Some(channel::pipe().map_err(|e| (Step::Stderr, e))?)
+        let logger = match setup.log {
+            Some(config) => Some(Logger::open(config).map_err(|e| {
+                (
+                    Step::Stdout,
+                    io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            })?),
+            None => None,
+        };
+        let output = if setup.relay.is_some() || logger.is_some() {
+            let pipe = channel::pipe().map_err(|e| (Step::Stderr, e))?;
+            // Room for bursts: a program writing faster than a moment's delay is not blocked.
+            // SAFETY: F_SETPIPE_SZ takes a size; failure leaves the default.
+            unsafe { libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+            Some(pipe)
         } else {
             None
         };
+        if let Some(relay) = &setup.relay {
+            // SAFETY: F_GETFL/F_SETFL on our own descriptor.
+            unsafe {
+                let fl = libc::fcntl(relay.as_raw_fd(), libc::F_GETFL);
+                libc::fcntl(relay.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
         let has_protocol = !matches!(setup.spec.readiness, Readiness::Exec);
         let seed = u64::from(keeper_pid) ^ now_nanos();
         let now = SystemTime::now();
@@ -350,6 +392,7 @@ impl Keeper {
             policy_schedule: setup.policy.schedule().clone(),
             last_pid: None,
             announced: None,
+            published_dropped: 0,
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
             search: None,
@@ -366,7 +409,8 @@ impl Keeper {
             clients: Vec::new(),
             ready: None,
             ready_seen: false,
-            stderr,
+            output,
+            logger,
             status_text: String::new(),
             since: now,
             started: now,
@@ -469,7 +513,7 @@ impl Keeper {
         fds.extend(self.notify.as_ref().map(notify::Listener::fd));
         fds.extend(self.listener.as_ref().map(AsRawFd::as_raw_fd));
         fds.extend(self.ready.as_ref().map(AsRawFd::as_raw_fd));
-        if let Some((r, w)) = &self.stderr {
+        if let Some((r, w)) = &self.output {
             fds.push(r.as_raw_fd());
             fds.push(w.as_raw_fd());
         }
@@ -492,10 +536,11 @@ impl Keeper {
         e.option(self.listener.as_ref(), |e, l| e.i32(l.as_raw_fd()));
         e.option(self.ready.as_ref(), fd);
         e.bool(self.ready_seen);
-        e.option(self.stderr.as_ref(), |e, (r, w)| {
+        e.option(self.output.as_ref(), |e, (r, w)| {
             e.i32(r.as_raw_fd());
             e.i32(w.as_raw_fd());
         });
+        e.option(self.logger.as_ref(), |e, l| l.encode(e));
         e.bytes(self.status_text.as_bytes());
         e.system_time(self.since);
         e.system_time(self.started);
@@ -553,7 +598,8 @@ impl Keeper {
             .map(|fd| unsafe { UnixListener::from_raw_fd(fd) });
         let ready = d.option(Decoder::i32)?.map(owned);
         let ready_seen = d.bool()?;
-        let stderr = d.option(|d| Some((owned(d.i32()?), owned(d.i32()?))))?;
+        let output = d.option(|d| Some((owned(d.i32()?), owned(d.i32()?))))?;
+        let logger = d.option(Logger::decode)?;
         let status_text = String::from_utf8_lossy(d.bytes()?).into_owned();
         let since = d.system_time()?;
         let started = d.system_time()?;
@@ -579,7 +625,8 @@ impl Keeper {
             clients: Vec::new(),
             ready,
             ready_seen,
-            stderr,
+            output,
+            logger,
             status_text,
             since,
             started,
@@ -589,6 +636,7 @@ impl Keeper {
             policy_schedule,
             last_pid,
             announced,
+            published_dropped: 0,
             forking,
             starter,
             search,
@@ -598,7 +646,12 @@ impl Keeper {
 
     /// Feeds one event to the table and carries out what it says.
     fn feed(&mut self, event: Event) {
+        let before = self.machine.state();
+        let logged = self.logger.is_some().then(|| event.clone());
         let effects = self.machine.on(event, Instant::now());
+        if let Some(event) = logged {
+            self.log_transition(before, &event);
+        }
         self.apply(effects);
     }
 
@@ -614,7 +667,12 @@ impl Keeper {
                             Event::SpawnFailed
                         }
                     };
+                    let before = self.machine.state();
+                    let logged = self.logger.is_some().then(|| event.clone());
                     queue.extend(self.machine.on(event, Instant::now()));
+                    if let Some(event) = logged {
+                        self.log_transition(before, &event);
+                    }
                 }
                 Effect::Signal(signal, target) => self.signal(signal, target),
                 Effect::Publish => self.publish(),
@@ -644,7 +702,11 @@ impl Keeper {
             self.listener.as_ref().map(AsRawFd::as_raw_fd),
             self.notify.as_ref().map(notify::Listener::fd),
             self.ready.as_ref().map(AsRawFd::as_raw_fd),
-            self.stderr.as_ref().map(|(r, _)| r.as_raw_fd()),
+            // A log waiting for disk space stops reading: the program feels back-pressure.
+            self.output
+                .as_ref()
+                .filter(|_| !self.logger.as_ref().is_some_and(Logger::is_stalled))
+                .map(|(r, _)| r.as_raw_fd()),
         ]
         .into_iter()
         .map(|fd| pollfd(raw(fd)))
@@ -662,6 +724,18 @@ impl Keeper {
         let mut deadline = self.machine.deadline();
         if let Some((next, _)) = self.search {
             deadline = Some(deadline.map_or(next, |d| d.min(next)));
+        }
+        if let Some(logger) = &mut self.logger {
+            let wall = SystemTime::now();
+            let mut next = logger.tick(wall);
+            if logger.is_stalled() {
+                logger.retry(wall);
+                next = Some(next.map_or(LOG_RETRY, |n| n.min(LOG_RETRY)));
+            }
+            if let Some(next) = next {
+                let at = now + next;
+                deadline = Some(deadline.map_or(at, |d| d.min(at)));
+            }
         }
         if let Some(oldest) = self
             .clients
@@ -688,7 +762,7 @@ impl Keeper {
         }
         let ready = |i: usize| fds.get(i).is_some_and(|p| p.fd >= 0 && p.revents != 0);
         if ready(STDERR) {
-            self.copy_stderr();
+            self.drain_output();
         }
         if ready(SIGNALS) {
             self.read_signals();
@@ -730,7 +804,8 @@ impl Keeper {
         let child = ChildFds {
             errors: errors_w.as_raw_fd(),
             ready: ready_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
-            stderr: self.stderr.as_ref().map(|(_, w)| w.as_raw_fd()),
+            stderr: self.output.as_ref().map(|(_, w)| w.as_raw_fd()),
+            stdout_too: self.spec.shared_output || self.logger.is_some(),
             keeper: self.keeper_pid as libc::pid_t,
         };
         // SAFETY: the keeper runs one thread; the child makes system calls only, then execve or
@@ -824,10 +899,17 @@ impl Keeper {
         if let Some(next) = successor {
             self.found_main(next);
         }
+        if program_exit.is_some() {
+            // What the program wrote before it died comes first, its last line ended.
+            self.drain_output();
+            if let Some(logger) = &mut self.logger {
+                logger.flush_partial(SystemTime::now());
+            }
+        }
         match program_exit {
             Some((exit, wait_status)) => {
                 if !self.machine.is_ready() && self.launcher.is_some() {
-                    self.copy_stderr();
+                    self.drain_output();
                     if let Some(launcher) = &self.launcher {
                         channel::send(launcher.as_raw_fd(), Record::Exited(wait_status));
                     }
@@ -1055,32 +1137,108 @@ impl Keeper {
         }
     }
 
-    /// Copies what the program wrote to stderr to the keeper's stderr (its configured target),
-    /// and to the launcher until the program is ready.
-    fn copy_stderr(&mut self) {
-        let Some((read, _)) = &self.stderr else {
+    /// Copies what the program wrote to its output pipe to the log (or the keeper's stderr, its
+    /// configured target), and to the launcher until the program is ready.
+    fn drain_output(&mut self) {
+        let Some((read, _)) = &self.output else {
             return;
         };
-        let mut buf = [0u8; 16384];
-        loop {
-            // SAFETY: `buf` is writable for its length; the read end is non-blocking-polled.
-            let mut pfd = pollfd(read.as_raw_fd());
+        let fd = read.as_raw_fd();
+        let mut buf = vec![0u8; 1 << 16];
+        // A bounded number of reads per round, so a flood cannot starve the control socket.
+        for _ in 0..64 {
+            if self.logger.as_ref().is_some_and(Logger::is_stalled) {
+                break;
+            }
+            let mut pfd = pollfd(fd);
             // SAFETY: one valid pollfd.
             if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
-                return;
+                break;
             }
             // SAFETY: `buf` is writable for its length.
-            let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
-                return;
+                break;
             }
             let chunk = &buf[..n as usize];
-            write_all(2, chunk);
+            match &mut self.logger {
+                Some(logger) => logger.write(chunk, SystemTime::now()),
+                None => {
+                    write_all(2, chunk);
+                }
+            }
+            // The launcher's relay is non-blocking: a launcher that does not read never stalls the
+            // keeper; it loses its copy instead.
             if let Some(relay) = &self.relay
                 && !write_all(relay.as_raw_fd(), chunk)
             {
                 self.relay = None;
             }
+        }
+        // Dropped lines are news for `status` at once, not at the next transition.
+        if let Some(dropped) = self.logger.as_ref().map(Logger::dropped)
+            && dropped != self.published_dropped
+        {
+            self.publish();
+        }
+    }
+
+    /// A line of the keeper's own in the log.
+    fn log_event(&mut self, parts: &[&str]) {
+        if let Some(logger) = &mut self.logger {
+            logger.event(&parts.concat(), SystemTime::now());
+        }
+    }
+
+    /// Writes the log's event lines for what the table just did.
+    fn log_transition(&mut self, before: ServiceState, event: &Event) {
+        if self.logger.is_none() {
+            return;
+        }
+        let after = self.machine.state();
+        match event {
+            Event::Spawned(pid) | Event::MainPid(pid) => {
+                let pid = decimal(u64::from(*pid));
+                self.log_event(&["started (pid ", &pid, ")"]);
+            }
+            Event::Ready if before == ServiceState::Starting => {
+                let after_secs = seconds(self.machine.run_time(Instant::now()));
+                self.log_event(&["ready after ", &after_secs]);
+            }
+            Event::Exited { .. } => {
+                if let Some((exit, ran)) = self.machine.last_exit() {
+                    let how = match exit {
+                        Exit::Code(code) => {
+                            ["exited with status ".to_string(), decimal(code as u64)].concat()
+                        }
+                        Exit::Signal { signal, core } => [
+                            "was killed by signal ",
+                            &crate::signals::signal_name(signal),
+                            if core { " (core dumped)" } else { "" },
+                        ]
+                        .concat(),
+                    };
+                    let ran = seconds(ran);
+                    self.log_event(&[&how, " after running ", &ran]);
+                }
+            }
+            _ => {}
+        }
+        if before == after {
+            return;
+        }
+        match after {
+            ServiceState::Backoff => {
+                if let Some(deadline) = self.machine.deadline() {
+                    let wait = seconds(deadline.saturating_duration_since(Instant::now()));
+                    self.log_event(&["restarting in ", &wait]);
+                }
+            }
+            ServiceState::Failed if self.machine.reason() == Some(status::FailReason::GaveUp) => {
+                self.log_event(&["gave up: too many failures"]);
+            }
+            ServiceState::Stopped => self.log_event(&["stopped"]),
+            _ => {}
         }
     }
 
@@ -1136,6 +1294,14 @@ impl Keeper {
                 };
                 let _ = (&client.stream).write_reply(reply);
             }
+            Request::Reopen => {
+                let client = self.clients.swap_remove(index);
+                let reply = match self.reopen() {
+                    Ok(()) => Reply::Done(self.machine.pid().unwrap_or(0)),
+                    Err(errno) => Reply::Invalid(errno),
+                };
+                let _ = (&client.stream).write_reply(reply);
+            }
             Request::Stop(schedule) => {
                 let schedule = schedule.clone();
                 self.clients[index].waiting = Some(request);
@@ -1152,6 +1318,32 @@ impl Keeper {
                 self.feed(Event::Restart(schedule));
             }
         }
+    }
+
+    /// On request: rotates the log, or reopens the output file (after logrotate renamed it), so
+    /// that nothing more is written to the old one. Whatever the pipe holds goes to the old file
+    /// first.
+    fn reopen(&mut self) -> Result<(), i32> {
+        self.drain_output();
+        if let Some(logger) = &mut self.logger {
+            logger.rotate(SystemTime::now());
+            return Ok(());
+        }
+        let Some(path) = self.spec.output_file.clone() else {
+            return Err(libc::ENOENT);
+        };
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .map_err(|e| errno(&e))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        fds::dup2(file.as_raw_fd(), 2).map_err(|e| errno(&e))?;
+        if self.spec.shared_output {
+            fds::dup2(file.as_raw_fd(), 1).map_err(|e| errno(&e))?;
+        }
+        Ok(())
     }
 
     /// Before a restart stops anything: the program and working directory are still there.
@@ -1258,6 +1450,11 @@ impl Keeper {
             reason: self.machine.reason(),
             status_text: self.status_text.clone(),
             readiness: self.spec.readiness,
+            log_dropped: {
+                self.published_dropped = self.logger.as_ref().map_or(0, Logger::dropped);
+                self.published_dropped
+            },
+            log_dir: self.logger.as_ref().map(|l| l.config().dir().to_path_buf()),
             keeper_alive: true,
         };
         if let Some(files) = &mut self.files {
@@ -1272,7 +1469,11 @@ impl Keeper {
         if self.machine.is_ready() && !self.reported {
             self.reported = true;
             if let Some(launcher) = self.launcher.take() {
-                self.copy_stderr();
+                // What a program wrote while it prepared reaches `start` before it returns; a
+                // program ready at exec wrote nothing before.
+                if self.machine.state() == ServiceState::Ready {
+                    self.drain_output();
+                }
                 channel::send(launcher.as_raw_fd(), Record::Ready);
             }
             self.relay = None;
@@ -1300,7 +1501,7 @@ impl Keeper {
     /// Leaves: a start that never came up leaves nothing behind; otherwise the record keeps the
     /// last word, and the pidfile and socket go.
     fn finish(mut self) -> Option<Exit> {
-        self.copy_stderr();
+        self.drain_output();
         self.answer_clients();
         let never_up = self.launcher.is_some();
         if let Some(files) = &self.files {
@@ -1319,6 +1520,8 @@ struct ChildFds {
     errors: RawFd,
     ready: Option<RawFd>,
     stderr: Option<RawFd>,
+    /// Standard output goes through the same pipe (one file, or the log: order kept).
+    stdout_too: bool,
     keeper: libc::pid_t,
 }
 
@@ -1354,7 +1557,7 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
             fail(Step::Stderr, e);
         }
         // Both streams to one file: one pipe keeps their order.
-        if spec.shared_output
+        if fds.stdout_too
             && let Err(e) = fds::dup2(fd, 1)
         {
             fail(Step::Stdout, e);
@@ -1678,4 +1881,33 @@ pub(crate) fn shed_inherited_memory() {
             unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
         }
     }
+}
+
+fn decimal(value: u64) -> String {
+    let mut text = String::new();
+    push_decimal(&mut text, value as u32);
+    if value > u64::from(u32::MAX) {
+        text.clear();
+        let mut v = value;
+        let mut digits = Vec::new();
+        while v > 0 {
+            digits.push(char::from(b'0' + (v % 10) as u8));
+            v /= 10;
+        }
+        text.extend(digits.iter().rev());
+    }
+    text
+}
+
+/// `1.234s`, without the formatting machinery.
+fn seconds(duration: Duration) -> String {
+    let millis = duration.as_millis() as u64;
+    let mut text = decimal(millis / 1000);
+    text.push('.');
+    let frac = millis % 1000;
+    text.push(char::from(b'0' + (frac / 100) as u8));
+    text.push(char::from(b'0' + (frac / 10 % 10) as u8));
+    text.push(char::from(b'0' + (frac % 10) as u8));
+    text.push('s');
+    text
 }

@@ -232,6 +232,8 @@ pub struct ServiceStatus {
     pub(crate) reason: Option<FailReason>,
     pub(crate) status_text: String,
     pub(crate) readiness: Readiness,
+    pub(crate) log_dropped: u64,
+    pub(crate) log_dir: Option<PathBuf>,
     pub(crate) keeper_alive: bool,
 }
 
@@ -265,9 +267,9 @@ impl ServiceStatus {
                 ),
             ));
         }
-        let mut bytes = Vec::with_capacity(HEADER + STATUS_TEXT_MAX);
+        let mut bytes = Vec::with_capacity(HEADER + STATUS_TEXT_MAX + 4098);
         (&file)
-            .take((HEADER + STATUS_TEXT_MAX) as u64)
+            .take((HEADER + STATUS_TEXT_MAX + 4098) as u64)
             .read_to_end(&mut bytes)
             .map_err(|e| read_error(&path, e))?;
         let Some(mut status) = decode(&bytes) else {
@@ -349,6 +351,17 @@ impl ServiceStatus {
     /// killed.
     pub fn reason(&self) -> Option<FailReason> {
         self.reason
+    }
+
+    /// Lines of the program's output the log dropped because the disk was full (and nothing was
+    /// left to evict), over the keeper's life.
+    pub fn log_dropped(&self) -> u64 {
+        self.log_dropped
+    }
+
+    /// The log directory the program's output goes to, if it is logged (`--log`).
+    pub fn log_dir(&self) -> Option<&Path> {
+        self.log_dir.as_deref()
     }
 
     /// How the program says it is ready.
@@ -455,7 +468,7 @@ pub(crate) fn encode(status: &ServiceStatus, out: &mut Vec<u8>) {
     out.extend_from_slice(&ran.to_le_bytes());
     out.extend_from_slice(&status.next_restart.map_or(0, nanos).to_le_bytes());
     out.extend_from_slice(&nanos(status.started).to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes()); // reserved: dropped log lines
+    out.extend_from_slice(&status.log_dropped.to_le_bytes());
     let text = status.status_text.as_bytes();
     let len = text.len().min(STATUS_TEXT_MAX);
     out.extend_from_slice(&(len as u16).to_le_bytes());
@@ -468,6 +481,12 @@ pub(crate) fn encode(status: &ServiceStatus, out: &mut Vec<u8>) {
     out.push(kind);
     out.extend_from_slice(&(fd.clamp(0, 0xff_ffff) as u32).to_le_bytes()[..3]);
     out.extend_from_slice(&text[..len]);
+    let dir = status.log_dir.as_ref().map_or(&[][..], |d| {
+        std::os::unix::ffi::OsStrExt::as_bytes(d.as_os_str())
+    });
+    let dir = &dir[..dir.len().min(4096)];
+    out.extend_from_slice(&(dir.len() as u16).to_le_bytes());
+    out.extend_from_slice(dir);
 }
 
 /// Decodes a record; `None` if it is not one.
@@ -498,6 +517,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<ServiceStatus> {
     };
     let len = usize::from(u16::from_le_bytes([bytes[68], bytes[69]])).min(STATUS_TEXT_MAX);
     let text = bytes.get(HEADER..HEADER + len)?;
+    let log_dir = match bytes.get(HEADER + len..HEADER + len + 2) {
+        Some(&[a, b]) => {
+            let n = usize::from(u16::from_le_bytes([a, b]));
+            let dir = bytes.get(HEADER + len + 2..HEADER + len + 2 + n)?;
+            (n > 0).then(|| {
+                PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(dir))
+            })
+        }
+        _ => None,
+    };
     let pid = u32_at(16);
     let next = u64_at(44);
     Some(ServiceStatus {
@@ -519,6 +548,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<ServiceStatus> {
             2 => Readiness::Fd(u32::from_le_bytes([bytes[73], bytes[74], bytes[75], 0]) as i32),
             _ => return None,
         },
+        log_dropped: u64_at(60),
+        log_dir,
         keeper_alive: true,
     })
 }
@@ -537,7 +568,7 @@ impl Writer {
         Writer {
             path: path_for(pidfile),
             temp: sibling(pidfile, ".status.new"),
-            buffer: Vec::with_capacity(HEADER + STATUS_TEXT_MAX),
+            buffer: Vec::with_capacity(HEADER + STATUS_TEXT_MAX + 64),
         }
     }
 
@@ -588,6 +619,8 @@ mod tests {
             reason: None,
             status_text: "serving 3 clients".into(),
             readiness: Readiness::Fd(3),
+            log_dropped: 17,
+            log_dir: Some(PathBuf::from("/var/log/svc")),
             keeper_alive: true,
         }
     }

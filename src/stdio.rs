@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Step};
+use crate::error::{Error, ErrorKind, Step};
 
 /// A target for one of the standard streams.
 ///
@@ -146,16 +146,49 @@ impl PreparedStdio {
     }
 }
 
+/// Opens an output (or input) file. A symlink is followed only if it belongs to this user or to
+/// root: one that another user planted in a shared directory is refused, so it can never make us
+/// append to (or truncate) its target. Where there is no link, the file is opened with
+/// `O_NOFOLLOW`, so a link planted between the check and the open is refused too. Never blocks
+/// on a FIFO while opening.
 fn open_file(
     path: &Path,
     step: Step,
     set: impl FnOnce(&mut OpenOptions),
 ) -> Result<OwnedFd, Error> {
+    use std::os::unix::fs::MetadataExt;
     let mut options = OpenOptions::new();
     set(&mut options);
-    options.custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY);
-    options
+    let mut flags = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    step,
+                    format!(
+                        "{step} {}: a symlink owned by uid {}, not by this user or root; refused (it could point anywhere)",
+                        path.display(),
+                        meta.uid()
+                    ),
+                ));
+            }
+        }
+        _ => flags |= libc::O_NOFOLLOW,
+    }
+    options.custom_flags(flags);
+    let file = options
         .open(path)
-        .map(OwnedFd::from)
-        .map_err(|e| Error::os(step, path.display(), e))
+        .map_err(|e| Error::os(step, path.display(), e))?;
+    // The descriptor is for writing (or reading) normally: back to blocking.
+    // SAFETY: F_GETFL/F_SETFL on our own descriptor.
+    unsafe {
+        let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(OwnedFd::from(file))
 }

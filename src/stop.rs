@@ -349,6 +349,28 @@ pub fn restart(pidfile: &Path, schedule: &Schedule, timeout: Duration) -> Result
     })
 }
 
+/// Rotates a supervised service's log (`--log`), or reopens its output file (`-o`), so that
+/// logrotate can rename the file and have nothing more written to it (`postrotate daemonic
+/// reopen -n NAME`, no `copytruncate`).
+///
+/// # Example
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let err = daemonic::stop::reopen(&dir.path().join("app.pid")).unwrap_err();
+/// assert_eq!(err.kind(), daemonic::ErrorKind::NotRunning);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn reopen(pidfile: &Path) -> Result<(), Error> {
+    reject_non_regular(pidfile)?;
+    crate::control::reopen(pidfile)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotRunning,
+            Step::Control,
+            format!("no keeper holds {}", pidfile.display()),
+        )
+    })
+}
+
 /// Refuses at once a FIFO, directory or device where a pidfile should be (nothing blocks on it).
 fn reject_non_regular(pidfile: &Path) -> Result<(), Error> {
     match std::fs::symlink_metadata(pidfile) {

@@ -339,6 +339,11 @@ impl Machine {
         self.overrun
     }
 
+    /// How long the current run has lasted.
+    pub(crate) fn run_time(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started_at)
+    }
+
     pub(crate) fn is_ready(&self) -> bool {
         matches!(self.phase, Phase::Up { ready: true })
     }

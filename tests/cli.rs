@@ -252,15 +252,6 @@ fn start_applies_directory_umask_environment_and_output() {
 }
 
 #[test]
-fn output_files_are_truncated_without_append() {
-    let sandbox = Sandbox::new();
-    let log = sandbox.path("out.log");
-    std::fs::write(&log, "old\n").unwrap();
-    start_sleeper(&sandbox, "d", &["--stdout", log.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "");
-}
-
-#[test]
 fn keep_fd_passes_a_descriptor_through() {
     let sandbox = Sandbox::new();
     let file = std::fs::File::create(sandbox.path("passed")).unwrap();

@@ -32,9 +32,13 @@ pub fn build_release(target: [&str; 2]) -> PathBuf {
 /// The median of `runs` timings, after one untimed warm-up run.
 pub fn median(runs: usize, mut once: impl FnMut() -> Duration) -> Duration {
     once();
-    let mut times: Vec<Duration> = (0..runs).map(|_| once()).collect();
+    middle((0..runs).map(|_| once()).collect())
+}
+
+/// The median of some timings (the upper one of the middle two for an even count).
+pub fn middle(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[runs / 2]
+    times[times.len() / 2]
 }
 
 /// The largest RLIMIT_NOFILE this process may set: `/proc/sys/fs/nr_open` with

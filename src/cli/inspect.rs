@@ -27,7 +27,8 @@ Exit status (LSB):
   name, pidfile, state (starting|running|ready|backoff|stopping|exited|failed|stopped|dead|unknown),
   pid (the program's, or null), keeper_pid (or null), restarts, ready, readiness (exec|notify|fd N),
   last_exit ({\"code\": N} or {\"signal\": \"NAME\", \"core\": bool}, with \"after_secs\"; or null),
-  since (seconds since the epoch), next_restart_in_secs, reason, status_text, command, problem";
+  since (seconds since the epoch), next_restart_in_secs, reason, status_text, log_dir,
+  log_dropped, command, problem";
 
 /// Show a service's state: program and keeper pids, uptime, restarts, last exit, readiness.
 #[derive(Debug, Args)]
@@ -81,6 +82,9 @@ struct Report {
     next_restart_in_secs: Option<f64>,
     reason: Option<&'static str>,
     status_text: Option<String>,
+    /// The log directory (`--log`), and the lines it dropped because the disk was full.
+    log_dir: Option<PathBuf>,
+    log_dropped: Option<u64>,
     command: Option<String>,
     uptime_secs: Option<u64>,
     /// Why the state is unknown.
@@ -106,6 +110,8 @@ impl Report {
             next_restart_in_secs: None,
             reason: None,
             status_text: None,
+            log_dir: None,
+            log_dropped: None,
             command: None,
             uptime_secs: None,
             problem: None,
@@ -161,6 +167,8 @@ impl Report {
             _ => None,
         };
         self.status_text = Some(status.status_text().to_string()).filter(|t| !t.is_empty());
+        self.log_dir = status.log_dir().map(Path::to_path_buf);
+        self.log_dropped = self.log_dir.is_some().then_some(status.log_dropped());
         if let Some(pid) = self.pid {
             self.command = daemonic::command_line(pid);
             self.uptime_secs = daemonic::uptime(pid).map(|d| d.as_secs());
@@ -260,6 +268,13 @@ impl Report {
         }
         if let Some(text) = &self.status_text {
             println!("  status: {}", escape(text));
+        }
+        if let Some(dir) = &self.log_dir {
+            let dropped = match self.log_dropped {
+                Some(n) if n > 0 => format!(" ({n} lines dropped: disk full)"),
+                _ => String::new(),
+            };
+            println!("  log: {}{dropped}", dir.display());
         }
     }
 }

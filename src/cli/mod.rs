@@ -4,6 +4,7 @@
 
 mod control;
 mod inspect;
+mod logs;
 mod rundir;
 mod start;
 
@@ -47,6 +48,10 @@ enum Command {
     Signal(control::SignalArgs),
     List(inspect::ListArgs),
     Notify(control::NotifyArgs),
+    #[command(visible_alias = "rotate")]
+    Reopen(logs::ReopenArgs),
+    Log(logs::ReadArgs),
+    Logger(logs::LoggerArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -131,6 +136,9 @@ pub fn main() -> ExitCode {
         Command::Signal(args) => ("signal", control::signal(&args)),
         Command::List(args) => ("list", inspect::list(&args)),
         Command::Notify(args) => ("notify", control::notify(&args)),
+        Command::Reopen(args) => ("reopen", logs::reopen(&args)),
+        Command::Log(args) => ("log", logs::read(&args)),
+        Command::Logger(args) => ("logger", logs::logger(&args)),
         Command::Completions(args) => {
             let mut command = Cli::command();
             clap_complete::generate(args.shell, &mut command, "daemonic", &mut std::io::stdout());

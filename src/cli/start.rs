@@ -89,12 +89,18 @@ pub struct ServiceArgs {
     /// Standard error to FILE [default: /dev/null; inherited for run].
     #[arg(long, value_name = "FILE", conflicts_with = "output")]
     pub stderr: Option<PathBuf>,
-    /// Standard output and error to FILE.
+    /// Standard output and error to FILE (one pipe through the keeper: their order is kept, and
+    /// `daemonic reopen` reopens it after logrotate renamed it).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Append to output files instead of truncating them.
-    #[arg(long)]
+    /// Append to output files (the default; kept for compatibility).
+    #[arg(long, conflicts_with = "truncate")]
     pub append: bool,
+    /// Truncate output files at start instead of appending.
+    #[arg(long)]
+    pub truncate: bool,
+    #[command(flatten)]
+    pub log: super::logs::LogArgs,
     /// Set an environment variable (repeatable).
     #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
@@ -227,10 +233,10 @@ impl ServiceArgs {
             daemon = daemon.chroot(root);
         }
         let file = |path: &PathBuf| {
-            if self.append {
-                Stdio::append(path)
-            } else {
+            if self.truncate {
                 Stdio::truncate(path)
+            } else {
+                Stdio::append(path)
             }
         };
         if let Some(path) = &self.output {
@@ -241,6 +247,15 @@ impl ServiceArgs {
         }
         if let Some(path) = &self.stderr {
             daemon = daemon.stderr(file(path));
+        }
+        if let Some(config) = self.log.config() {
+            if self.output.is_some() || self.stdout.is_some() || self.stderr.is_some() {
+                return Err(Failure::new(
+                    2,
+                    "--log takes the program's stdout and stderr: give it or -o/--stdout/--stderr, not both",
+                ));
+            }
+            daemon = daemon.log(config);
         }
         let mut environment = Environment::inherit();
         if self.clear_env {

@@ -1,0 +1,898 @@
+//! Capturing a program's output into a log directory: lines, timestamps, rotation, retention,
+//! long lines, and what happens when the disk is full. The keeper feeds it what it reads from
+//! the program's output pipe (which it holds across restarts, so no line is lost); `daemonic
+//! logger` feeds it standard input.
+//!
+//! Layout of a log directory: `current` (being written), and archives named
+//! `@YYYYMMDDTHHMMSS.ffffffZ.s` by the UTC time of their rotation, so that names sort by time and
+//! no rename cascade is ever needed. Every file ends at a line boundary.
+//!
+//! Throughput: each read is split at newlines with `memchr`, stamped once (every line of one
+//! read shares the time of the read), assembled in one buffer and written with one `write`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, ErrorKind, Step};
+
+/// How each line is stamped.
+///
+/// # Example
+/// ```
+/// use daemonic::Stamp;
+/// assert_eq!("tai64n".parse::<Stamp>(), Ok(Stamp::Tai64n));
+/// assert!("iso".parse::<Stamp>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Stamp {
+    /// RFC 3339 in UTC with microseconds: `2026-11-24T09:53:28.123456Z`.
+    #[default]
+    Utc,
+    /// RFC 3339 in local time with its offset: `2026-11-24T10:53:28.123456+01:00`.
+    Local,
+    /// TAI64N as daemontools and runit write it (`@` and 24 hex digits), with the label
+    /// 2^62 + 10 + Unix seconds (their convention; leap seconds are not counted).
+    Tai64n,
+    /// No timestamp: lines are written as the program wrote them.
+    None,
+}
+
+impl std::str::FromStr for Stamp {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Stamp, String> {
+        match text {
+            "utc" | "rfc3339" => Ok(Stamp::Utc),
+            "local" => Ok(Stamp::Local),
+            "tai64n" => Ok(Stamp::Tai64n),
+            "none" => Ok(Stamp::None),
+            _ => Err(format!("{text:?}: expected utc, local, tai64n or none")),
+        }
+    }
+}
+
+/// Where and how a log is kept.
+///
+/// # Example
+/// ```
+/// use daemonic::{LogConfig, Stamp};
+/// let config = LogConfig::new("/var/log/web").size(1 << 20).keep(5).stamp(Stamp::Tai64n);
+/// assert_eq!(config.dir(), std::path::Path::new("/var/log/web"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    dir: PathBuf,
+    size: u64,
+    age: Option<Duration>,
+    keep: usize,
+    total: Option<u64>,
+    stamp: Stamp,
+    line_max: usize,
+    blocking: bool,
+}
+
+impl LogConfig {
+    /// Default rotation size: 10 MB.
+    pub const SIZE: u64 = 10_000_000;
+    /// Default number of archives kept.
+    pub const KEEP: usize = 10;
+    /// Default longest line before it is split.
+    pub const LINE_MAX: usize = 16 << 10;
+
+    /// A log in `dir`: 10 MB files, 10 archives, UTC stamps, 16 KiB lines, counted drops when
+    /// the disk is full.
+    pub fn new(dir: impl Into<PathBuf>) -> LogConfig {
+        LogConfig {
+            dir: dir.into(),
+            size: LogConfig::SIZE,
+            age: None,
+            keep: LogConfig::KEEP,
+            total: None,
+            stamp: Stamp::Utc,
+            line_max: LogConfig::LINE_MAX,
+            blocking: false,
+        }
+    }
+
+    /// Rotates `current` before it would grow past `bytes` (at a line boundary; a single line
+    /// longer than that is written whole into a file of its own).
+    #[must_use]
+    pub fn size(mut self, bytes: u64) -> LogConfig {
+        self.size = bytes.max(1);
+        self
+    }
+
+    /// Also rotates a non-empty `current` once it is this old.
+    #[must_use]
+    pub fn age(mut self, age: Duration) -> LogConfig {
+        self.age = Some(age);
+        self
+    }
+
+    /// Keeps at most this many archives (the oldest go first).
+    #[must_use]
+    pub fn keep(mut self, archives: usize) -> LogConfig {
+        self.keep = archives;
+        self
+    }
+
+    /// Keeps the archives' total size at most this many bytes.
+    #[must_use]
+    pub fn total(mut self, bytes: u64) -> LogConfig {
+        self.total = Some(bytes);
+        self
+    }
+
+    /// How lines are stamped.
+    #[must_use]
+    pub fn stamp(mut self, stamp: Stamp) -> LogConfig {
+        self.stamp = stamp;
+        self
+    }
+
+    /// Splits lines longer than this (every piece after the first is marked; see
+    /// [`Logger::write`]).
+    #[must_use]
+    pub fn line_max(mut self, bytes: usize) -> LogConfig {
+        self.line_max = bytes.max(16);
+        self
+    }
+
+    /// When the disk is full and no archive is left to evict: wait (back-pressure: the program
+    /// blocks on its full pipe) instead of dropping lines.
+    #[must_use]
+    pub fn blocking(mut self, on: bool) -> LogConfig {
+        self.blocking = on;
+        self
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn encode(&self, e: &mut crate::handoff::Encoder) {
+        use std::os::unix::ffi::OsStrExt;
+        e.bytes(self.dir.as_os_str().as_bytes());
+        e.u64(self.size);
+        e.option(self.age, crate::handoff::Encoder::duration);
+        e.u64(self.keep as u64);
+        e.option(self.total, crate::handoff::Encoder::u64);
+        e.u8(match self.stamp {
+            Stamp::Utc => 0,
+            Stamp::Local => 1,
+            Stamp::Tai64n => 2,
+            Stamp::None => 3,
+        });
+        e.u64(self.line_max as u64);
+        e.bool(self.blocking);
+    }
+
+    pub(crate) fn decode(d: &mut crate::handoff::Decoder<'_>) -> Option<LogConfig> {
+        use std::os::unix::ffi::OsStrExt;
+        Some(LogConfig {
+            dir: PathBuf::from(std::ffi::OsStr::from_bytes(d.bytes()?)),
+            size: d.u64()?,
+            age: d.option(crate::handoff::Decoder::duration)?,
+            keep: usize::try_from(d.u64()?).ok()?,
+            total: d.option(crate::handoff::Decoder::u64)?,
+            stamp: match d.u8()? {
+                0 => Stamp::Utc,
+                1 => Stamp::Local,
+                2 => Stamp::Tai64n,
+                3 => Stamp::None,
+                _ => return None,
+            },
+            line_max: usize::try_from(d.u64()?).ok()?,
+            blocking: d.bool()?,
+        })
+    }
+}
+
+/// A log being written.
+///
+/// # Example
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let mut log = daemonic::Logger::open(daemonic::LogConfig::new(dir.path()))?;
+/// log.write(b"hello\nwor", std::time::SystemTime::now());
+/// log.write(b"ld\n", std::time::SystemTime::now());
+/// let text = std::fs::read_to_string(dir.path().join("current"))?;
+/// assert!(text.lines().nth(1).unwrap().ends_with("Z world"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Logger {
+    config: LogConfig,
+    current: File,
+    size: u64,
+    opened: SystemTime,
+    /// The start of a line not yet ended by a newline.
+    partial: Vec<u8>,
+    /// Whether `partial` continues a line that was split.
+    continued: bool,
+    out: Vec<u8>,
+    stamp: Vec<u8>,
+    /// Lines dropped since writing last failed, and since when.
+    dropping: Option<(u64, SystemTime)>,
+    /// Lines dropped over the log's life.
+    dropped: u64,
+    /// Blocking mode: output waiting for space.
+    stalled: bool,
+    /// The time the last archive was named for: names strictly increase, so they never collide
+    /// and always sort in the order they were made.
+    last_archive: SystemTime,
+}
+
+impl Logger {
+    /// Opens (creating) the directory and its `current`, appended to.
+    pub fn open(config: LogConfig) -> Result<Logger, Error> {
+        let fail = |what: &Path, err: io::Error| {
+            Error::os(Step::Stdout, format!("log {}", what.display()), err)
+        };
+        match std::fs::create_dir(&config.dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(fail(&config.dir, err)),
+        }
+        let meta = std::fs::symlink_metadata(&config.dir).map_err(|e| fail(&config.dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Stdout,
+                format!("log {}: not a directory", config.dir.display()),
+            ));
+        }
+        let path = config.dir.join("current");
+        let current = open_current(&path).map_err(|e| fail(&path, e))?;
+        let size = current.metadata().map_err(|e| fail(&path, e))?.len();
+        Ok(Logger {
+            current,
+            size,
+            opened: SystemTime::now(),
+            partial: Vec::new(),
+            continued: false,
+            out: Vec::with_capacity(1 << 16),
+            stamp: Vec::with_capacity(40),
+            dropping: None,
+            dropped: 0,
+            stalled: false,
+            last_archive: UNIX_EPOCH,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Lines dropped (disk full, nothing left to evict) over the log's life.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// In blocking mode, whether output waits for space (the caller then stops reading).
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Takes bytes as the program wrote them: complete lines are stamped with `now` and written;
+    /// the rest waits for its newline. A line longer than the maximum is split: each piece is a
+    /// line of its own, and every piece after the first has `+` where the others have the space
+    /// after the timestamp (with no timestamps, it starts with `+ `). Bytes are written as they
+    /// came, invalid UTF-8 included.
+    pub fn write(&mut self, data: &[u8], now: SystemTime) {
+        self.out.clear();
+        self.format_stamp(now);
+        let mut rest = data;
+        while !rest.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(end) => {
+                    let (line, tail) = rest.split_at(end);
+                    rest = &tail[1..];
+                    if self.partial.is_empty() && self.continued && line.is_empty() {
+                        // The line ended exactly where its last piece did: nothing is left.
+                    } else if self.partial.is_empty() {
+                        self.emit_split(line);
+                    } else {
+                        let mut whole = std::mem::take(&mut self.partial);
+                        whole.extend_from_slice(line);
+                        self.emit_split(&whole);
+                        whole.clear();
+                        self.partial = whole;
+                    }
+                    self.continued = false;
+                }
+                None => {
+                    self.partial.extend_from_slice(rest);
+                    rest = &[];
+                    // A line that will not end soon: write what fills a piece now.
+                    while self.partial.len() >= self.config.line_max {
+                        let piece: Vec<u8> = self.partial.drain(..self.config.line_max).collect();
+                        self.emit_piece(&piece);
+                        self.continued = true;
+                    }
+                }
+            }
+        }
+        self.commit(now);
+    }
+
+    /// Ends the unfinished line, if any (the program exited).
+    pub fn flush_partial(&mut self, now: SystemTime) {
+        if self.partial.is_empty() {
+            return;
+        }
+        self.out.clear();
+        self.format_stamp(now);
+        let line = std::mem::take(&mut self.partial);
+        self.emit_split(&line);
+        self.continued = false;
+        self.commit(now);
+    }
+
+    /// A line of the keeper's own (`daemonic: ...`), stamped like the program's.
+    pub fn event(&mut self, text: &str, now: SystemTime) {
+        self.out.clear();
+        self.format_stamp(now);
+        let mut line = Vec::with_capacity(10 + text.len());
+        line.extend_from_slice(b"daemonic: ");
+        line.extend_from_slice(text.as_bytes());
+        let continued = std::mem::replace(&mut self.continued, false);
+        self.emit_split(&line);
+        self.continued = continued;
+        self.commit(now);
+    }
+
+    /// Rotates now (on demand), if `current` holds anything.
+    pub fn rotate(&mut self, now: SystemTime) {
+        if self.size > 0 {
+            let _ = self.rotate_now(now);
+        }
+    }
+
+    /// Rotates if `current` is older than the configured age; returns when to look again.
+    pub fn tick(&mut self, now: SystemTime) -> Option<Duration> {
+        let age = self.config.age?;
+        let elapsed = now.duration_since(self.opened).unwrap_or_default();
+        if elapsed >= age {
+            self.rotate(now);
+            return Some(age);
+        }
+        Some(age - elapsed)
+    }
+
+    /// Retries output that waits for space (blocking mode).
+    pub fn retry(&mut self, now: SystemTime) {
+        if self.stalled {
+            self.commit(now);
+        }
+    }
+
+    /// Encodes what lives only in memory (the open `current` is reopened by path).
+    pub(crate) fn encode(&self, e: &mut crate::handoff::Encoder) {
+        self.config.encode(e);
+        e.bytes(&self.partial);
+        e.bool(self.continued);
+        e.u64(self.dropped);
+        e.option(self.dropping, |e, (count, since)| {
+            e.u64(count);
+            e.system_time(since);
+        });
+        e.system_time(self.opened);
+    }
+
+    pub(crate) fn decode(d: &mut crate::handoff::Decoder<'_>) -> Option<Logger> {
+        let config = LogConfig::decode(d)?;
+        let partial = d.bytes()?.to_vec();
+        let continued = d.bool()?;
+        let dropped = d.u64()?;
+        let dropping = d.option(|d| Some((d.u64()?, d.system_time()?)))?;
+        let opened = d.system_time()?;
+        let mut logger = Logger::open(config).ok()?;
+        logger.partial = partial;
+        logger.continued = continued;
+        logger.dropped = dropped;
+        logger.dropping = dropping;
+        logger.opened = opened;
+        Some(logger)
+    }
+
+    fn emit_split(&mut self, line: &[u8]) {
+        let max = self.config.line_max;
+        let mut rest = line;
+        loop {
+            let take = rest.len().min(max);
+            let (piece, tail) = rest.split_at(take);
+            self.emit_piece(piece);
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+            self.continued = true;
+        }
+    }
+
+    fn emit_piece(&mut self, piece: &[u8]) {
+        if self.config.stamp == Stamp::None {
+            if self.continued {
+                self.out.extend_from_slice(b"+ ");
+            }
+        } else {
+            self.out.extend_from_slice(&self.stamp);
+            self.out.push(if self.continued { b'+' } else { b' ' });
+        }
+        self.out.extend_from_slice(piece);
+        self.out.push(b'\n');
+    }
+
+    fn format_stamp(&mut self, now: SystemTime) {
+        self.stamp.clear();
+        format_stamp(self.config.stamp, now, &mut self.stamp);
+    }
+
+    /// Writes `out` (whole lines), rotating at line boundaries and handling a full disk.
+    fn commit(&mut self, now: SystemTime) {
+        if self.out.is_empty() {
+            return;
+        }
+        if let Some((count, since)) = self.dropping {
+            // Writing failed before: say so first, if it works now.
+            let mut note = Vec::new();
+            format_stamp(self.config.stamp, now, &mut note);
+            if !note.is_empty() {
+                note.push(b' ');
+            }
+            note.extend_from_slice(b"daemonic: dropped ");
+            push_decimal(&mut note, count);
+            note.extend_from_slice(b" lines since ");
+            format_stamp(Stamp::Utc, since, &mut note);
+            note.extend_from_slice(b" (could not write the log: disk full)\n");
+            if self.append(&note).is_err() {
+                self.count_drop(now);
+                return;
+            }
+            self.dropping = None;
+        }
+        let mut out = std::mem::take(&mut self.out);
+        let mut start = 0;
+        while start < out.len() {
+            let room = self.config.size.saturating_sub(self.size);
+            let rest = &out[start..];
+            let take = if rest.len() as u64 <= room {
+                rest.len()
+            } else {
+                // The longest run of whole lines that fits; rotate first if none does.
+                match memchr::memrchr(b'\n', &rest[..room as usize]) {
+                    Some(end) => end + 1,
+                    None if self.size > 0 => {
+                        if self.rotate_now(now).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    // One line longer than a whole file: it gets a file of its own.
+                    None => memchr::memchr(b'\n', rest).map_or(rest.len(), |e| e + 1),
+                }
+            };
+            match self.append(&rest[..take]) {
+                Ok(()) => start += take,
+                Err(_) => {
+                    if self.config.blocking {
+                        out.drain(..start);
+                        self.out = out;
+                        self.stalled = true;
+                        return;
+                    }
+                    self.out = out;
+                    self.out.drain(..start);
+                    self.count_drop(now);
+                    self.out.clear();
+                    return;
+                }
+            }
+            if self.size >= self.config.size {
+                let _ = self.rotate_now(now);
+            }
+        }
+        out.clear();
+        self.out = out;
+        self.stalled = false;
+    }
+
+    fn count_drop(&mut self, now: SystemTime) {
+        let lines = memchr::memchr_iter(b'\n', &self.out).count() as u64;
+        self.dropped += lines;
+        let (count, since) = self.dropping.get_or_insert((0, now));
+        *count += lines;
+        let _ = since;
+    }
+
+    /// Appends whole lines; on a full disk, evicts the oldest archives and tries again; leaves
+    /// `current` at a line boundary whatever happens.
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        loop {
+            match self.current.write_all(data) {
+                Ok(()) => {
+                    self.size += data.len() as u64;
+                    return Ok(());
+                }
+                Err(err) => {
+                    // A partial write leaves half a line: cut the file back to where it was.
+                    let _ = self.current.set_len(self.size);
+                    let full =
+                        matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+                    if full && self.evict_oldest() {
+                        continue;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Closes `current` as an archive named by `now`, opens a new one, applies retention.
+    fn rotate_now(&mut self, now: SystemTime) -> io::Result<()> {
+        let mut at = now.max(self.last_archive + Duration::from_micros(1));
+        let mut archive;
+        loop {
+            let mut name = Vec::with_capacity(32);
+            name.push(b'@');
+            format_archive_time(at, &mut name);
+            name.extend_from_slice(b".s");
+            archive = self
+                .config
+                .dir
+                .join(std::ffi::OsStr::from_bytes_compat(&name));
+            // An archive from an earlier life of this log (a clock set back): never overwrite.
+            if !archive.exists() {
+                break;
+            }
+            at += Duration::from_micros(1);
+        }
+        self.last_archive = at;
+        // Archives are kept: make them durable before they are named.
+        let _ = self.current.sync_data();
+        let current = self.config.dir.join("current");
+        std::fs::rename(&current, &archive)?;
+        self.current = open_current(&current)?;
+        self.size = 0;
+        self.opened = now;
+        self.retain();
+        Ok(())
+    }
+
+    /// The archives, oldest first, with their sizes.
+    fn archives(&self) -> Vec<(PathBuf, u64)> {
+        let Ok(entries) = std::fs::read_dir(&self.config.dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(PathBuf, u64)> = entries
+            .flatten()
+            .filter(|e| e.file_name().as_encoded_bytes().first() == Some(&b'@'))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                meta.is_file().then(|| (e.path(), meta.size()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn retain(&mut self) {
+        let mut archives = self.archives();
+        let mut total: u64 = archives.iter().map(|(_, s)| s).sum();
+        let mut i = 0;
+        while i < archives.len() {
+            let too_many = archives.len() - i > self.config.keep;
+            let too_big = self.config.total.is_some_and(|t| total > t);
+            if !too_many && !too_big {
+                break;
+            }
+            let _ = std::fs::remove_file(&archives[i].0);
+            total -= archives[i].1;
+            i += 1;
+        }
+        archives.clear();
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        match self.archives().first() {
+            Some((path, _)) => std::fs::remove_file(path).is_ok(),
+            None => false,
+        }
+    }
+}
+
+trait FromBytesCompat {
+    fn from_bytes_compat(bytes: &[u8]) -> &std::ffi::OsStr;
+}
+
+impl FromBytesCompat for std::ffi::OsStr {
+    fn from_bytes_compat(bytes: &[u8]) -> &std::ffi::OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(bytes)
+    }
+}
+
+fn open_current(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|file| {
+            if file.metadata()?.is_file() {
+                Ok(file)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                ))
+            }
+        })
+}
+
+/// Appends the stamp for `now` in `format` (nothing for [`Stamp::None`]).
+pub(crate) fn format_stamp(format: Stamp, now: SystemTime, out: &mut Vec<u8>) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let micros = since.subsec_micros();
+    match format {
+        Stamp::None => {}
+        Stamp::Utc => {
+            civil(secs, out, b'T');
+            out.push(b'.');
+            push_padded(out, u64::from(micros), 6);
+            out.push(b'Z');
+        }
+        Stamp::Local => {
+            let offset = local_offset(secs);
+            civil(secs + offset, out, b'T');
+            out.push(b'.');
+            push_padded(out, u64::from(micros), 6);
+            out.push(if offset < 0 { b'-' } else { b'+' });
+            let minutes = offset.unsigned_abs() / 60;
+            push_padded(out, minutes / 60, 2);
+            out.push(b':');
+            push_padded(out, minutes % 60, 2);
+        }
+        Stamp::Tai64n => {
+            let label = (1u64 << 62) + 10 + since.as_secs();
+            out.push(b'@');
+            push_hex(out, label, 16);
+            push_hex(out, u64::from(since.subsec_nanos()), 8);
+        }
+    }
+}
+
+/// `YYYYMMDDTHHMMSS.ffffffZ`: UTC, sortable, no characters shells dislike.
+fn format_archive_time(now: SystemTime, out: &mut Vec<u8>) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut date = Vec::with_capacity(20);
+    civil(since.as_secs() as i64, &mut date, b'T');
+    out.extend(date.iter().filter(|&&b| b != b'-' && b != b':'));
+    out.push(b'.');
+    push_padded(out, u64::from(since.subsec_micros()), 6);
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DD?HH:MM:SS` for Unix seconds (UTC), by Howard Hinnant's days-to-civil algorithm:
+/// written out because the keeper must not carry a date library (its memory is a goal).
+fn civil(secs: i64, out: &mut Vec<u8>, separator: u8) {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400) as u64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    push_padded(out, year.max(0) as u64, 4);
+    out.push(b'-');
+    push_padded(out, month as u64, 2);
+    out.push(b'-');
+    push_padded(out, day as u64, 2);
+    out.push(separator);
+    push_padded(out, rem / 3600, 2);
+    out.push(b':');
+    push_padded(out, rem % 3600 / 60, 2);
+    out.push(b':');
+    push_padded(out, rem % 60, 2);
+}
+
+/// The local offset from UTC at `secs`, in seconds (glibc reads `TZ` or `/etc/localtime`).
+fn local_offset(secs: i64) -> i64 {
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r writes into the struct we pass; a zeroed tm is a valid output buffer.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
+
+fn push_padded(out: &mut Vec<u8>, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut n = 0;
+    let mut v = value;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for _ in n..width {
+        out.push(b'0');
+    }
+    for i in (0..n).rev() {
+        out.push(digits[i]);
+    }
+}
+
+fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    push_padded(out, value, 1);
+}
+
+fn push_hex(out: &mut Vec<u8>, value: u64, width: usize) {
+    for i in (0..width).rev() {
+        let nibble = ((value >> (i * 4)) & 0xf) as u8;
+        out.push(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64, micros: u32) -> SystemTime {
+        UNIX_EPOCH + Duration::new(secs, micros * 1000)
+    }
+
+    fn stamp(format: Stamp, t: SystemTime) -> String {
+        let mut out = Vec::new();
+        format_stamp(format, t, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn stamps_are_exact() {
+        assert_eq!(stamp(Stamp::Utc, at(0, 0)), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            stamp(Stamp::Utc, at(951_782_400, 5)),
+            "2000-02-29T00:00:00.000005Z"
+        );
+        assert_eq!(
+            stamp(Stamp::Utc, at(1_795_513_208, 123_456)),
+            "2026-11-24T09:40:08.123456Z"
+        );
+        assert_eq!(stamp(Stamp::Tai64n, at(0, 0)), "@400000000000000a00000000");
+        assert_eq!(stamp(Stamp::None, at(5, 0)), "");
+        let mut name = Vec::new();
+        format_archive_time(at(1_795_513_208, 7), &mut name);
+        assert_eq!(name, b"20261124T094008.000007Z");
+    }
+
+    fn read_all(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn lines_are_assembled_across_reads_and_split_when_too_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::new(dir.path()).stamp(Stamp::None).line_max(16);
+        let mut log = Logger::open(config).unwrap();
+        let now = SystemTime::now();
+        log.write(b"one\ntw", now);
+        log.write(b"o\n", now);
+        log.write(&[b'x'; 40], now);
+        log.write(b"y\n\xff\xfe bytes\n", now);
+        log.write(b"tail", now);
+        log.flush_partial(now);
+        let text = std::fs::read(dir.path().join("current")).unwrap();
+        let want: &[u8] =
+            b"one\ntwo\nxxxxxxxxxxxxxxxx\n+ xxxxxxxxxxxxxxxx\n+ xxxxxxxxy\n\xff\xfe bytes\ntail\n";
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            String::from_utf8_lossy(want)
+        );
+    }
+
+    #[test]
+    fn a_line_that_ends_on_a_piece_boundary_leaves_no_empty_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::new(dir.path()).stamp(Stamp::None).line_max(16);
+        let mut log = Logger::open(config).unwrap();
+        let now = SystemTime::now();
+        log.write(&[b'a'; 32], now);
+        log.write(b"\n\nnext\n", now);
+        let text = std::fs::read_to_string(dir.path().join("current")).unwrap();
+        assert_eq!(text, "aaaaaaaaaaaaaaaa\n+ aaaaaaaaaaaaaaaa\n\nnext\n");
+    }
+
+    #[test]
+    fn rotation_at_line_boundaries_and_retention_by_count_and_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::new(dir.path())
+            .stamp(Stamp::None)
+            .size(100)
+            .keep(3);
+        let mut log = Logger::open(config).unwrap();
+        let mut t = SystemTime::now();
+        for i in 0..100u32 {
+            t += Duration::from_micros(10);
+            log.write(format!("line {i:04} padding\n").as_bytes(), t);
+        }
+        let names = read_all(dir.path());
+        assert_eq!(names.len(), 4, "3 archives and current: {names:?}");
+        assert_eq!(names.last().map(String::as_str), Some("current"));
+        let mut all = String::new();
+        for name in &names {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            assert!(
+                text.ends_with('\n') && text.len() <= 100,
+                "{name}: {text:?}"
+            );
+            all.push_str(&text);
+        }
+        // The newest lines, in order, every one whole.
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.last(), Some(&"line 0099 padding"));
+        for pair in lines.windows(2) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+        }
+        let dir2 = tempfile::tempdir().unwrap();
+        let config = LogConfig::new(dir2.path())
+            .stamp(Stamp::None)
+            .size(50)
+            .keep(100)
+            .total(120);
+        let mut log = Logger::open(config).unwrap();
+        for i in 0..40u32 {
+            t += Duration::from_micros(10);
+            log.write(format!("entry {i:03}\n").as_bytes(), t);
+        }
+        let archived: u64 = read_all(dir2.path())
+            .iter()
+            .filter(|n| n.starts_with('@'))
+            .map(|n| std::fs::metadata(dir2.path().join(n)).unwrap().len())
+            .sum();
+        assert!(archived <= 120, "{archived}");
+    }
+
+    #[test]
+    fn events_are_stamped_lines_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Logger::open(LogConfig::new(dir.path())).unwrap();
+        log.write(b"half", at(1_795_513_208, 0));
+        log.event("started (pid 42)", at(1_795_513_208, 1));
+        log.write(b" done\n", at(1_795_513_208, 2));
+        let text = std::fs::read_to_string(dir.path().join("current")).unwrap();
+        assert_eq!(
+            text,
+            "2026-11-24T09:40:08.000001Z daemonic: started (pid 42)\n2026-11-24T09:40:08.000002Z half done\n"
+        );
+    }
+}

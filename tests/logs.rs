@@ -1,0 +1,452 @@
+//! Logs: what the keeper captures from the program's output, and `daemonic logger`, `log`,
+//! `reopen`. Checked line by line: nothing lost, nothing twice, every line whole.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn code(output: &std::process::Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+/// Every line of a log directory, archives first, the stamp (up to the first space) removed.
+fn log_lines(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('@') || n == "current")
+        .collect();
+    names.sort_by_key(|n| (n == "current", n.clone()));
+    let mut lines = Vec::new();
+    for name in names {
+        let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{name} ends mid-line"
+        );
+        for line in text.lines() {
+            lines.push(
+                line.split_once(' ')
+                    .map_or(line, |(_, rest)| rest)
+                    .to_string(),
+            );
+        }
+    }
+    lines
+}
+
+/// Waits until `check` holds (the keeper writes what the program wrote a moment later).
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn restarts_lose_no_line_of_the_program_or_its_grandchild() {
+    let sandbox = Sandbox::new();
+    let logdir = sandbox.path("log");
+    let counter = sandbox.path("counter");
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    // Each run: a grandchild prints a numbered line, then the program prints one (and a last
+    // line without a newline) and exits 1; the 40th run stays up.
+    let program = script(
+        &sandbox,
+        "numbered.sh",
+        &format!(
+            "n=$(( $(cat {c} 2>/dev/null || echo 0) + 1 ))\necho $n > {c}\n( (echo \"grandchild $n\") & wait )\necho \"main $n\"\nprintf \"unended $n\"\nif [ $n -ge 40 ]; then echo done > {f}; exec \"$SLEEP\" 300; fi\nexit 1",
+            c = counter.display(),
+            f = fifo.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--log",
+        logdir.to_str().unwrap(),
+        "--restart",
+        "always",
+        "--stable-after",
+        "0",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fifo.line(WAIT), "done");
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "d"]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+    let lines = log_lines(&logdir);
+    for n in 1..=40 {
+        for want in [
+            format!("grandchild {n}"),
+            format!("main {n}"),
+            format!("unended {n}"),
+        ] {
+            let count = lines.iter().filter(|l| **l == want).count();
+            assert_eq!(count, 1, "{want:?} appears {count} times in {lines:#?}");
+        }
+    }
+    // The keeper's own events are there too.
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("daemonic: started (pid "))
+            .count(),
+        40
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(
+                |l| *l == "daemonic: exited with status 1 after running 0.000s"
+                    || l.starts_with("daemonic: exited with status 1 after running")
+            )
+            .count(),
+        39
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("daemonic: stopped"));
+}
+
+#[test]
+fn a_one_mebibyte_line_is_split_into_marked_pieces_and_kept_whole() {
+    let sandbox = Sandbox::new();
+    let logdir = sandbox.path("log");
+    let mut child = ChildGuard(
+        daemonic(&sandbox)
+            .args(["logger", logdir.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    {
+        let mut stdin = child.0.stdin.take().unwrap();
+        let mut line = vec![b'x'; 1 << 20];
+        line.push(b'\n');
+        stdin.write_all(&line).unwrap();
+        stdin.write_all(b"after\n").unwrap();
+    }
+    assert!(child.0.wait().unwrap().success());
+    let text = std::fs::read_to_string(logdir.join("current")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 65, "64 pieces of 16 KiB and the next line");
+    let mut joined = String::new();
+    for (i, line) in lines[..64].iter().enumerate() {
+        // `2026-…Z xxx` for the first piece, `2026-…Z+xxx` for the others.
+        let (stamp, piece) = line.split_at(27);
+        assert!(stamp.ends_with('Z'), "{stamp}");
+        let marker = if i == 0 { ' ' } else { '+' };
+        assert!(piece.starts_with(marker), "piece {i}");
+        assert_eq!(piece.len() - 1, 16 << 10);
+        joined.push_str(&piece[1..]);
+    }
+    assert_eq!(joined.len(), 1 << 20);
+    assert!(joined.bytes().all(|b| b == b'x'));
+    assert!(lines[64].ends_with("Z after"));
+}
+
+#[test]
+fn log_follow_goes_on_across_rotations() {
+    let sandbox = Sandbox::new();
+    let logdir = sandbox.path("log");
+    let mut logger = ChildGuard(
+        daemonic(&sandbox)
+            .args([
+                "logger",
+                "--log-size",
+                "300",
+                "--log-keep",
+                "100",
+                logdir.to_str().unwrap(),
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut input = logger.0.stdin.take().unwrap();
+    input.write_all(b"line 0000\n").unwrap();
+    eventually("the logger wrote its first line", || {
+        std::fs::read_to_string(logdir.join("current")).is_ok_and(|t| t.contains("line 0000"))
+    });
+    let mut follower = ChildGuard(
+        daemonic(&sandbox)
+            .args(["log", "--dir", logdir.to_str().unwrap(), "-f"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = follower.0.stdout.take().unwrap();
+    for i in 1..200 {
+        writeln!(input, "line {i:04}").unwrap();
+    }
+    drop(input);
+    assert!(logger.0.wait().unwrap().success());
+    // Read until the last line arrives.
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + WAIT;
+    while !seen.contains("line 0199") {
+        assert!(
+            Instant::now() < deadline,
+            "the follower stopped at {seen:?}"
+        );
+        use std::io::Read;
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "the follower ended");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let archives = std::fs::read_dir(&logdir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('@'))
+        .count();
+    assert!(archives >= 5, "rotated {archives} times");
+    let got: Vec<&str> = seen.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+    let want: Vec<String> = (0..200).map(|i| format!("line {i:04}")).collect();
+    assert_eq!(got, want, "every line once, in order, across rotations");
+}
+
+#[test]
+fn logrotate_postrotate_reopen_moves_output_to_the_new_file_and_loses_nothing() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.path("app.log");
+    let input = Fifo::new(sandbox.path("input"));
+    let program = script(
+        &sandbox,
+        "echoer.sh",
+        &format!(
+            "exec 3< {}\nwhile read line <&3; do echo \"$line\"; done",
+            input.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "-o",
+        file.to_str().unwrap(),
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let feed = |range: std::ops::Range<u32>| {
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&input.path)
+            .unwrap();
+        for i in range {
+            writeln!(w, "{i}").unwrap();
+        }
+    };
+    feed(1..101);
+    eventually("lines 1-100 written", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.ends_with("100\n"))
+    });
+    // logrotate: rename, then postrotate.
+    let rotated = sandbox.path("app.log.1");
+    std::fs::rename(&file, &rotated).unwrap();
+    let reopen = run(daemonic(&sandbox).args(["reopen", "-n", "d"]));
+    assert_eq!(code(&reopen), 0, "{}", stderr(&reopen));
+    feed(101..201);
+    eventually("lines 101-200 written", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.ends_with("200\n"))
+    });
+    let old: Vec<u32> = std::fs::read_to_string(&rotated)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let new: Vec<u32> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(
+        old,
+        (1..101).collect::<Vec<_>>(),
+        "nothing more went to the renamed file"
+    );
+    assert_eq!(new, (101..201).collect::<Vec<_>>(), "nothing lost");
+}
+
+#[test]
+fn output_files_are_appended_to_by_default_and_truncated_on_request() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.path("out.log");
+    std::fs::write(&file, "kept\n").unwrap();
+    let program = script(&sandbox, "hello.sh", "echo hello; exec \"$SLEEP\" 300");
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "a",
+        "-o",
+        file.to_str().unwrap(),
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    eventually("hello appended", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t == "kept\nhello\n")
+    });
+    run(daemonic(&sandbox).args(["stop", "-n", "a"]));
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "t",
+        "--truncate",
+        "-o",
+        file.to_str().unwrap(),
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    eventually("truncated, then hello", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t == "hello\n")
+    });
+}
+
+/// Root only: a symlink another user planted at an output path is refused; its target is left
+/// exactly as it was.
+#[test]
+fn a_planted_symlink_at_an_output_path_leaves_its_target_intact() {
+    if !is_root() {
+        eprintln!("skipped: needs root to plant a link as another user");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let target = sandbox.path("precious");
+    std::fs::write(&target, "precious\n").unwrap();
+    for (flag, truncate) in [("-o", false), ("--stderr", true)] {
+        let link = sandbox.path(&format!("out{flag}.log"));
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+        let mut command = daemonic(&sandbox);
+        command.args(["start", "-n", "d", flag, link.to_str().unwrap()]);
+        if truncate {
+            command.arg("--truncate");
+        }
+        let output = run(command.args(["--", &sleeper(&sandbox), "300"]));
+        assert_eq!(code(&output), 4, "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("symlink owned by uid 65534"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+    }
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
+/// Root only: a tmpfs of a few hundred KiB fills up; lines are dropped with an exact count, and
+/// a line saying so appears once space returns. The count is in `status`.
+#[test]
+fn a_full_disk_drops_counted_lines_and_says_so_when_space_returns() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let mount = sandbox.path("small");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mount)
+        .output()
+        .unwrap();
+    if !mounted.status.success() {
+        eprintln!(
+            "skipped: cannot mount tmpfs here: {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    // Leave about 40 KiB free.
+    let filler = mount.join("filler");
+    std::fs::write(&filler, vec![0u8; 216 << 10]).unwrap();
+    let logdir = mount.join("log");
+    let input = Fifo::new(sandbox.path("input"));
+    let program = script(
+        &sandbox,
+        "burst.sh",
+        &format!(
+            "exec 3< {}\nwhile read n <&3; do i=0; while [ $i -lt $n ]; do i=$((i+1)); echo \"burst line $i of $n ........................................................................\"; done; done",
+            input.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--log",
+        logdir.to_str().unwrap(),
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let send = |n: u32| {
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&input.path)
+            .unwrap();
+        writeln!(w, "{n}").unwrap();
+    };
+    // 1000 lines of about 100 bytes: more than the space left.
+    send(1000);
+    let dropped = || -> u64 {
+        let out = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["log_dropped"].as_u64().unwrap_or(0)
+    };
+    eventually("lines dropped", || dropped() > 0);
+    let written = || {
+        log_lines(&logdir)
+            .iter()
+            .filter(|l| l.starts_with("burst line"))
+            .count() as u64
+    };
+    eventually("the burst accounted for", || written() + dropped() == 1000);
+    let count = dropped();
+    std::fs::remove_file(&filler).unwrap();
+    send(1);
+    eventually("the line after the drops", || {
+        log_lines(&logdir)
+            .iter()
+            .any(|l| l.starts_with("burst line 1 of 1 "))
+    });
+    let lines = log_lines(&logdir);
+    let notes: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("daemonic: dropped "))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with(&format!("daemonic: dropped {count} lines since ")),
+        "{notes:?}"
+    );
+    let note_at = lines
+        .iter()
+        .position(|l| l.starts_with("daemonic: dropped "))
+        .unwrap();
+    let after_at = lines
+        .iter()
+        .position(|l| l.starts_with("burst line 1 of 1 "))
+        .unwrap();
+    assert!(note_at < after_at, "the note comes before the next line");
+}
