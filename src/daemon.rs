@@ -491,11 +491,15 @@ impl Daemon {
                     Ok((keeper, pid)) => Ok(Supervised::new(keeper, pid)),
                     Err(err) => {
                         if let Some(path) = &pidfile_path {
-                            // A keeper that was killed could not clean up after itself.
+                            // A keeper that was killed could not clean up after itself. Only
+                            // what it would have made is removed: our own socket and record,
+                            // never a file of another kind or owner.
                             let _ = crate::pidfile::remove_stale(path);
                             if !crate::status::is_locked(path).unwrap_or(true) {
-                                let _ = std::fs::remove_file(crate::status::path_for(path));
-                                let _ = std::fs::remove_file(crate::control::socket_path(path));
+                                remove_own(&crate::status::path_for(path), |t| t.is_file());
+                                remove_own(&crate::control::socket_path(path), |t| {
+                                    std::os::unix::fs::FileTypeExt::is_socket(&t)
+                                });
                             }
                         }
                         Err(err)
@@ -1269,6 +1273,18 @@ fn keeper_setup(
     )
 }
 
+/// Removes `path` if it is of the kind `expected` says and belongs to this user.
+fn remove_own(path: &Path, expected: impl Fn(std::fs::FileType) -> bool) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        // SAFETY: geteuid has no preconditions.
+        && meta.uid() == unsafe { libc::geteuid() }
+        && expected(meta.file_type())
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Whether stdout and stderr name the same file (`-o FILE`).
 fn shared_output(targets: &[Stdio; 3]) -> bool {
     match (&targets[1], &targets[2]) {
@@ -1292,6 +1308,13 @@ fn keeper_in_daemon(
         // SAFETY: see finish_in_daemon.
         unsafe { libc::_exit(1) };
     }
+    // The status pipe moves into the keeper's setup, which a failing Keeper::new drops: a copy
+    // to report that failure through.
+    // SAFETY: F_DUPFD_CLOEXEC on our own descriptor; the copy is owned below.
+    let report = unsafe { libc::fcntl(status_fd, libc::F_DUPFD_CLOEXEC, 3) };
+    // SAFETY: a fresh descriptor, ours alone (or -1, not wrapped).
+    let report =
+        (report >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(report) });
     let (mut setup, _) = keeper_setup(launch, readiness, policy, false);
     setup.reexec = image;
     setup.log = log;
@@ -1299,11 +1322,14 @@ fn keeper_in_daemon(
     let keeper = match crate::keeper::Keeper::new(setup) {
         Ok(keeper) => keeper,
         Err((step, err)) => {
-            channel::send(status_fd, Record::Failed(step, errno(&err)));
+            if let Some(report) = &report {
+                channel::send(report.as_raw_fd(), Record::Failed(step, errno(&err)));
+            }
             // SAFETY: see finish_in_daemon.
             unsafe { libc::_exit(1) }
         }
     };
+    drop(report);
     keeper.run();
     // SAFETY: the keeper's work is done; _exit skips destructors that belong to the launcher's
     // copy of this process image.

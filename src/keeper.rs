@@ -41,6 +41,15 @@ const CLIENT_GRACE: Duration = Duration::from_secs(5);
 const FORKING_WAIT: Duration = Duration::from_secs(30);
 const FORKING_RETRY: Duration = Duration::from_millis(5);
 
+/// How long the control socket is not polled after the keeper ran out of descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Control connections served at once; more are answered "bad request" and closed.
+const MAX_CLIENTS: usize = 64;
+
+/// Notifications handled per round of the loop: a flood cannot starve the rest.
+const NOTIFY_BATCH: usize = 64;
+
 /// A log waiting for disk space (blocking mode) tries again this often.
 const LOG_RETRY: Duration = Duration::from_secs(1);
 
@@ -281,6 +290,8 @@ pub(crate) struct Setup {
 
 /// A control connection.
 struct Client {
+    /// Unique for the keeper's life (descriptor numbers are reused).
+    id: u64,
     stream: UnixStream,
     since: Instant,
     /// The request it made and waits on, once read.
@@ -323,6 +334,10 @@ pub(crate) struct Keeper {
     announced: Option<u32>,
     /// The log's drop count as the record last showed it.
     published_dropped: u64,
+    /// The control socket is not polled until then (out of descriptors).
+    accept_paused: Option<Instant>,
+    /// The last client id given.
+    next_client: u64,
     /// Forking mode: the program's own pidfile.
     forking: Option<PathBuf>,
     /// Forking mode: the started process, while it runs.
@@ -393,6 +408,8 @@ impl Keeper {
             last_pid: None,
             announced: None,
             published_dropped: 0,
+            accept_paused: None,
+            next_client: 0,
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
             search: None,
@@ -637,6 +654,8 @@ impl Keeper {
             last_pid,
             announced,
             published_dropped: 0,
+            accept_paused: None,
+            next_client: 0,
             forking,
             starter,
             search,
@@ -713,17 +732,27 @@ impl Keeper {
         .collect();
         let polled_clients = self.clients.len();
         for client in &self.clients {
-            let fd = if client.waiting.is_none() {
-                client.stream.as_raw_fd()
-            } else {
-                -1
-            };
-            fds.push(pollfd(fd));
+            // A client waiting for an outcome is watched for hanging up (its command timed out
+            // or was interrupted), so its connection does not stay open for nothing.
+            let mut p = pollfd(client.stream.as_raw_fd());
+            if client.waiting.is_some() {
+                p.events = libc::POLLRDHUP;
+            }
+            fds.push(p);
+        }
+        if self
+            .accept_paused
+            .is_some_and(|until| Instant::now() < until)
+        {
+            fds[LISTENER].fd = -1;
         }
         let now = Instant::now();
         let mut deadline = self.machine.deadline();
         if let Some((next, _)) = self.search {
             deadline = Some(deadline.map_or(next, |d| d.min(next)));
+        }
+        if let Some(until) = self.accept_paused.filter(|u| *u > now) {
+            deadline = Some(deadline.map_or(until, |d| d.min(until)));
         }
         if let Some(logger) = &mut self.logger {
             let wall = SystemTime::now();
@@ -761,6 +790,18 @@ impl Keeper {
             return;
         }
         let ready = |i: usize| fds.get(i).is_some_and(|p| p.fd >= 0 && p.revents != 0);
+        // What each polled client showed, by its id: readable (a request), or hung up (a waiting
+        // command that gave up).
+        let hangup = libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR;
+        let client_events: Vec<(u64, bool)> = self.clients[..polled_clients]
+            .iter()
+            .zip(&fds[CLIENTS..])
+            .filter_map(|(client, p)| match client.waiting {
+                None if p.revents != 0 => Some((client.id, true)),
+                Some(_) if p.revents & hangup != 0 => Some((client.id, false)),
+                _ => None,
+            })
+            .collect();
         if ready(STDERR) {
             self.drain_output();
         }
@@ -773,15 +814,21 @@ impl Keeper {
         if ready(READY) {
             self.read_ready();
         }
-        // Clients accepted below were not polled: they are read in the next round.
-        let readable: Vec<usize> = (0..polled_clients)
-            .filter(|&i| ready(CLIENTS + i))
-            .collect();
+        // Clients, by the id they had when polled: the handlers above may have answered (and
+        // removed) some, so neither indices nor descriptor numbers can be trusted any more.
+        for (id, readable) in client_events {
+            let Some(i) = self.clients.iter().position(|c| c.id == id) else {
+                continue;
+            };
+            if !readable {
+                self.clients.swap_remove(i);
+            } else if self.clients[i].waiting.is_none() {
+                self.read_request(i);
+            }
+        }
+        // Accepted after the clients were handled: new ones are read in the next round.
         if ready(LISTENER) {
             self.accept();
-        }
-        for i in readable.into_iter().rev() {
-            self.read_request(i);
         }
         self.expire_clients();
         if self.search.is_some_and(|(next, _)| Instant::now() >= next) {
@@ -1058,7 +1105,7 @@ impl Keeper {
     /// the sender is still alive (`daemonic notify` and `systemd-notify` wait on a barrier that
     /// the next receive releases).
     fn read_notify(&mut self) {
-        loop {
+        for _ in 0..NOTIFY_BATCH {
             let received = match &self.notify {
                 Some(listener) => listener.recv(),
                 None => return,
@@ -1118,11 +1165,14 @@ impl Keeper {
         // SAFETY: `buf` is writable for its length.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
+            // Kept open after the newline, and read and discarded: a program that writes to it
+            // again must not die of SIGPIPE.
             if buf[..n as usize].contains(&b'\n') && !self.ready_seen {
                 self.ready_seen = true;
-                self.ready = None;
                 self.feed(Event::Ready);
             }
+        } else if self.ready_seen {
+            self.ready = None;
         } else {
             // Closed without a newline: not ready; the program's exit (if it exits) decides.
             self.ready = None;
@@ -1248,13 +1298,30 @@ impl Keeper {
         let Some(listener) = &self.listener else {
             return;
         };
-        while let Ok((stream, _)) = listener.accept() {
+        loop {
+            let (stream, _) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors: the listener stays readable, so stop polling it for a
+                    // moment rather than spin.
+                    if matches!(err.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                        self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
+                    }
+                    return;
+                }
+            };
+            if self.clients.len() >= MAX_CLIENTS {
+                let _ = (&stream).write_reply(Reply::BadRequest);
+                continue;
+            }
             if !peer_may_control(&stream) {
                 let _ = (&stream).write_reply(Reply::Refused);
                 continue;
             }
             let _ = stream.set_nonblocking(true);
+            self.next_client += 1;
             self.clients.push(Client {
+                id: self.next_client,
                 stream,
                 since: Instant::now(),
                 waiting: None,
@@ -1701,10 +1768,12 @@ fn bind_control(path: &Path) -> io::Result<UnixListener> {
         Ok(meta) => {
             use std::os::unix::fs::FileTypeExt;
             if !meta.file_type().is_socket() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a socket; remove it", path.display()),
-                ));
+                return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
+            }
+            // A keeper that answers is alive: its pidfile was removed under it. Never take its
+            // socket (that would make it unreachable and run the program twice).
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
             }
             std::fs::remove_file(path)?;
         }

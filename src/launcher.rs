@@ -132,6 +132,11 @@ impl Context {
                 Some((name, gid)) => format!("to group {name} (gid {gid})"),
                 None => String::new(),
             },
+            Step::Control => self
+                .pidfile
+                .as_ref()
+                .map(|p| format!("socket {p}.sock"))
+                .unwrap_or_default(),
             Step::Readiness => self
                 .ready_fd
                 .map(|fd| format!("descriptor {fd}"))
@@ -150,6 +155,12 @@ impl Context {
             (Step::Exec, libc::ENOENT | libc::EACCES | libc::ENOEXEC) => {
                 err.with_kind(ErrorKind::NotInstalled)
             }
+            (Step::Control, libc::ENOTSOCK) => {
+                err.with_hint("a file that is not a socket is in the way; remove it")
+            }
+            (Step::Control, libc::EADDRINUSE) => err.with_hint(
+                "a live keeper answers on it, though its pidfile is gone: stop that keeper first (kill the daemonic-keeper process that names this pidfile)",
+            ),
             _ => err,
         }
     }

@@ -112,6 +112,9 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The most steps a schedule may have (it travels to a keeper in a fixed-size request).
+    pub const MAX_ACTIONS: usize = 24;
+
     /// The default: `TERM/10/KILL/5`.
     pub fn default_schedule() -> Schedule {
         Schedule {
@@ -148,7 +151,8 @@ impl Schedule {
     /// assert!(Schedule::from_actions(vec![Action::Wait(Duration::from_secs(3))]).is_none());
     /// ```
     pub fn from_actions(actions: Vec<Action>) -> Option<Schedule> {
-        let well_formed = matches!(actions.first(), Some(Action::Signal(_)))
+        let well_formed = actions.len() <= Schedule::MAX_ACTIONS
+            && matches!(actions.first(), Some(Action::Signal(_)))
             && matches!(actions.last(), Some(Action::Wait(_)));
         well_formed.then_some(Schedule { actions })
     }
@@ -196,6 +200,13 @@ impl FromStr for Schedule {
                     parse_signal(item).ok_or_else(|| format!("{item:?} is not a signal name"))?;
                 actions.push(Action::Signal(signal));
             }
+        }
+        if actions.len() > Schedule::MAX_ACTIONS {
+            return Err(format!(
+                "a schedule has at most {} steps (this one has {})",
+                Schedule::MAX_ACTIONS,
+                actions.len()
+            ));
         }
         if !matches!(actions.first(), Some(Action::Signal(_))) {
             return Err("a schedule starts with a signal, as in TERM/30/KILL/5".into());
@@ -435,6 +446,8 @@ mod tests {
         assert!("NOPE/5".parse::<Schedule>().is_err());
         assert!("TERM/18446744073709551615".parse::<Schedule>().is_err());
         assert!("99999999999".parse::<Schedule>().is_err());
+        let long = ["CONT/0"; 12].join("/") + "/TERM/1";
+        assert!(long.parse::<Schedule>().is_err(), "25 steps");
         assert_eq!(Schedule::default().to_string(), "TERM/10/KILL/5");
     }
 }

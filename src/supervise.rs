@@ -263,8 +263,12 @@ pub(crate) struct Machine {
     /// Whether the program speaks a readiness protocol (else it is ready at exec, or after
     /// `ready_after`).
     has_protocol: bool,
-    /// Whether the keeper signalled the program since it started: its death is then expected.
+    /// Whether a stop schedule signalled the program since it started: its death is expected.
     signalled: bool,
+    /// Signals passed on to the program since it started (bit n-1 for signal n): a death by
+    /// one of these is expected, a death by any other is not (a SEGV after a logrotate HUP is a
+    /// crash).
+    forwarded: u64,
     last_exit: Option<(Exit, Duration)>,
     restarts: u32,
     /// Consecutive quick failures.
@@ -296,6 +300,7 @@ impl Machine {
             ready_at: None,
             has_protocol,
             signalled: false,
+            forwarded: 0,
             last_exit: None,
             restarts: 0,
             quick: 0,
@@ -410,6 +415,7 @@ impl Machine {
         self.started_at = now;
         self.ready_at = None;
         self.signalled = false;
+        self.forwarded = 0;
         self.overrun = false;
         if let Some(after) = self.policy.ready_after.filter(|_| !self.has_protocol) {
             self.phase = Phase::Up { ready: false };
@@ -497,7 +503,7 @@ impl Machine {
             Exit::Code(0) => false,
             Exit::Code(_) => true,
             Exit::Signal { core: true, .. } => true,
-            Exit::Signal { .. } => !self.signalled,
+            Exit::Signal { signal, .. } => !(self.signalled || self.was_forwarded(signal)),
         };
         let again = match self.policy.restart {
             Restart::No => false,
@@ -557,7 +563,7 @@ impl Machine {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let permille = 800 + (self.rng % 201) as u32;
-        base * permille / 1000
+        base.checked_mul(permille).map_or(base, |d| d / 1000)
     }
 
     fn respawn(&mut self, _now: Instant) -> Vec<Effect> {
@@ -654,11 +660,17 @@ impl Machine {
         }
     }
 
+    fn was_forwarded(&self, signal: i32) -> bool {
+        (1..=64).contains(&signal) && self.forwarded & (1u64 << (signal - 1)) != 0
+    }
+
     fn forward(&mut self, signal: i32, group: bool) -> Vec<Effect> {
         if self.pid.is_none() {
             return nothing();
         }
-        self.signalled = true;
+        if (1..=64).contains(&signal) {
+            self.forwarded |= 1u64 << (signal - 1);
+        }
         let target = if group {
             Target::Group
         } else {
@@ -812,6 +824,7 @@ impl Machine {
         e.option(self.ready_at, |e, t| e.instant(t, now));
         e.bool(self.has_protocol);
         e.bool(self.signalled);
+        e.u64(self.forwarded);
         e.option(self.last_exit, |e, (exit, ran)| {
             encode_exit(e, exit);
             e.duration(ran);
@@ -857,6 +870,7 @@ impl Machine {
         let ready_at = d.option(|d| d.instant(now))?;
         let has_protocol = d.bool()?;
         let signalled = d.bool()?;
+        let forwarded = d.u64()?;
         let last_exit = d.option(|d| Some((decode_exit(d)?, d.duration()?)))?;
         let restarts = d.u32()?;
         let quick = d.u32()?;
@@ -883,6 +897,7 @@ impl Machine {
             ready_at,
             has_protocol,
             signalled,
+            forwarded,
             last_exit,
             restarts,
             quick,
@@ -1023,6 +1038,44 @@ mod tests {
         };
         m.on(term, t + MS);
         assert_eq!(m.state(), ServiceState::Exited);
+    }
+
+    #[test]
+    fn a_forwarded_signal_excuses_only_a_death_by_that_signal() {
+        let policy = Policy::new().restart(Restart::OnFailure).restart_delay(MS);
+        let (mut m, t) = machine(policy);
+        m.on(
+            Event::Forward {
+                signal: libc::SIGHUP,
+                group: false,
+            },
+            t,
+        );
+        let segv = Event::Exited {
+            exit: Exit::Signal {
+                signal: libc::SIGSEGV,
+                core: false,
+            },
+            alone: true,
+        };
+        m.on(segv, t + MS);
+        assert_eq!(
+            m.state(),
+            ServiceState::Backoff,
+            "a crash after a HUP is a crash"
+        );
+    }
+
+    #[test]
+    fn huge_delays_never_overflow() {
+        let policy = Policy::new()
+            .restart(Restart::Always)
+            .restart_delay(Duration::MAX)
+            .restart_max_delay(Duration::MAX);
+        let (mut m, t) = machine(policy);
+        m.on(exit(1), t + MS);
+        assert_eq!(m.state(), ServiceState::Backoff);
+        assert!(m.deadline().is_some());
     }
 
     #[test]

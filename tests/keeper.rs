@@ -841,3 +841,133 @@ fn a_fifo_directory_or_device_at_the_pidfile_never_blocks_a_command() {
     }
     assert_eq!(programs(&sandbox), Vec::<u32>::new(), "nothing started");
 }
+
+/// A routine signal (logrotate's HUP) must not excuse a later crash: under on-failure, a SEGV
+/// after a forwarded HUP is still restarted.
+#[test]
+fn a_forwarded_signal_does_not_excuse_a_later_crash() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "hupcrash.sh",
+        &format!(
+            "trap 'echo hup > {0}' HUP\necho \"start $$\" > {0}\nwhile :; do \"$SLEEP\" 1 & wait $!; if [ -e {1} ]; then kill -SEGV $$; fi; done",
+            fifo.path.display(),
+            sandbox.path("crash-now").display()
+        ),
+    );
+    start(
+        &sandbox,
+        "d",
+        &[
+            "--restart",
+            "on-failure",
+            "--restart-delay",
+            "0",
+            "--no-core",
+        ],
+        &program,
+    );
+    let first = started(&mut fifo);
+    let output = run(daemonic(&sandbox).args(["signal", "-n", "d", "HUP"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fifo.line(WAIT), "hup");
+    std::fs::write(sandbox.path("crash-now"), "").unwrap();
+    let second = started(&mut fifo);
+    std::fs::remove_file(sandbox.path("crash-now")).unwrap();
+    assert_ne!(first, second, "restarted after the crash");
+}
+
+/// A file that is not a socket at PIDFILE.sock: the start fails naming it, and the file stays.
+#[test]
+fn a_file_at_the_control_socket_path_fails_the_start_and_is_left_alone() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.path("s.pid");
+    let planted = sandbox.path("s.pid.sock");
+    std::fs::write(&planted, "mine\n").unwrap();
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-p",
+        pidfile.to_str().unwrap(),
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("s.pid.sock: Socket operation on non-socket")
+            && stderr(&output).contains("in the way; remove it"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), "mine\n");
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
+/// A pidfile removed under a running keeper: a new start must not run a second copy (the live
+/// keeper still answers on its socket).
+#[test]
+fn a_removed_pidfile_never_leads_to_a_second_copy() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.path("d.pid");
+    let path = pidfile.to_str().unwrap();
+    let output =
+        run(daemonic(&sandbox).args(["start", "-p", path, "--", &sleeper(&sandbox), "300"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    std::fs::remove_file(&pidfile).unwrap();
+    let output =
+        run(daemonic(&sandbox).args(["start", "-p", path, "--", &sleeper(&sandbox), "300"]));
+    assert_ne!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("a live keeper answers on it"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(programs(&sandbox).len(), 1, "one copy");
+}
+
+/// s6 readiness: a program that writes to its readiness descriptor again after the newline
+/// keeps running (no SIGPIPE).
+#[test]
+fn writing_to_the_ready_fd_after_readiness_is_harmless() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "chatty.sh",
+        &format!(
+            "(echo) >&3\n(echo again) >&3\necho \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    start(&sandbox, "d", &["--ready-fd", "3"], &program);
+    let pid = started(&mut fifo);
+    let (code, json) = wait_status(&sandbox, "d", |j| j["pid"] == pid);
+    assert_eq!((code, json["state"].as_str()), (0, Some("ready")), "{json}");
+    assert_eq!(json["restarts"], 0, "{json}");
+}
+
+/// Program arguments that are not UTF-8 reach the program as they were given.
+#[test]
+fn non_utf8_arguments_pass_through_unchanged() {
+    use std::os::unix::ffi::OsStrExt;
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "args.sh",
+        &format!(
+            "printf '%s' \"$1\" > {}\necho \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            sandbox.path("arg").display(),
+            fifo.path.display()
+        ),
+    );
+    let arg = std::ffi::OsStr::from_bytes(b"caf\xe9-\xff");
+    let output = run(daemonic(&sandbox)
+        .args(["start", "-n", "d", "--", &program])
+        .arg(arg));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    started(&mut fifo);
+    assert_eq!(std::fs::read(sandbox.path("arg")).unwrap(), b"caf\xe9-\xff");
+}

@@ -149,9 +149,9 @@ pub struct ServiceArgs {
     /// The schedule the keeper uses on SIGTERM/SIGINT and for what an exited program left behind.
     #[arg(long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5")]
     pub stop_schedule: daemonic::stop::Schedule,
-    /// The program and its arguments.
+    /// The program and its arguments (passed as they are, UTF-8 or not).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARG]...")]
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 fn parse_umask(text: &str) -> Result<u32, String> {
