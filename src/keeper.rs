@@ -47,6 +47,9 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Control connections served at once; more are answered "bad request" and closed.
 const MAX_CLIENTS: usize = 64;
 
+/// How much of the program's output is read at a time.
+const READ_CHUNK: usize = 8 << 10;
+
 /// Notifications handled per round of the loop: a flood cannot starve the rest.
 const NOTIFY_BATCH: usize = 64;
 
@@ -338,6 +341,8 @@ pub(crate) struct Keeper {
     accept_paused: Option<Instant>,
     /// The last client id given.
     next_client: u64,
+    /// The buffer the program's output is read into.
+    read_buf: Vec<u8>,
     /// Forking mode: the program's own pidfile.
     forking: Option<PathBuf>,
     /// Forking mode: the started process, while it runs.
@@ -387,8 +392,14 @@ impl Keeper {
         let output = if setup.relay.is_some() || logger.is_some() {
             let pipe = channel::pipe().map_err(|e| (Step::Stderr, e))?;
             // Room for bursts: a program writing faster than a moment's delay is not blocked.
-            // SAFETY: F_SETPIPE_SZ takes a size; failure leaves the default.
-            unsafe { libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+            // The read end alone is non-blocking (a pipe's ends are separate open files).
+            // SAFETY: F_SETPIPE_SZ takes a size (failure leaves the default); F_GETFL/F_SETFL
+            // on our own descriptor.
+            unsafe {
+                libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+                let fl = libc::fcntl(pipe.0.as_raw_fd(), libc::F_GETFL);
+                libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
             Some(pipe)
         } else {
             None
@@ -410,6 +421,7 @@ impl Keeper {
             published_dropped: 0,
             accept_paused: None,
             next_client: 0,
+            read_buf: Vec::new(),
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
             search: None,
@@ -656,6 +668,7 @@ impl Keeper {
             published_dropped: 0,
             accept_paused: None,
             next_client: 0,
+            read_buf: Vec::new(),
             forking,
             starter,
             search,
@@ -1194,17 +1207,15 @@ impl Keeper {
             return;
         };
         let fd = read.as_raw_fd();
-        let mut buf = vec![0u8; 1 << 16];
+        // One buffer for the keeper's life, small: its memory is a goal.
+        let mut buf = std::mem::take(&mut self.read_buf);
+        buf.resize(READ_CHUNK, 0);
         // A bounded number of reads per round, so a flood cannot starve the control socket.
-        for _ in 0..64 {
+        for _ in 0..256 {
             if self.logger.as_ref().is_some_and(Logger::is_stalled) {
                 break;
             }
-            let mut pfd = pollfd(fd);
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
-                break;
-            }
+            // The read end is non-blocking (the program's write end is not): EAGAIN ends it.
             // SAFETY: `buf` is writable for its length.
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
@@ -1225,6 +1236,7 @@ impl Keeper {
                 self.relay = None;
             }
         }
+        self.read_buf = buf;
         // Dropped lines are news for `status` at once, not at the next transition.
         if let Some(dropped) = self.logger.as_ref().map(Logger::dropped)
             && dropped != self.published_dropped

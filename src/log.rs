@@ -18,6 +18,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind, Step};
 
+/// Output is written once this much is assembled, so the buffer stays small however much one
+/// read brings (short lines grow several times with their stamps): the keeper's memory is a
+/// goal.
+const FLUSH_AT: usize = 8 << 10;
+
 /// How each line is stamped.
 ///
 /// # Example
@@ -256,7 +261,7 @@ impl Logger {
             opened: SystemTime::now(),
             partial: Vec::new(),
             continued: false,
-            out: Vec::with_capacity(1 << 16),
+            out: Vec::with_capacity(FLUSH_AT + 4096),
             stamp: Vec::with_capacity(40),
             dropping: None,
             dropped: 0,
@@ -307,6 +312,9 @@ impl Logger {
                         self.partial = whole;
                     }
                     self.continued = false;
+                    if self.out.len() >= FLUSH_AT {
+                        self.commit(now);
+                    }
                 }
                 None => {
                     self.partial.extend_from_slice(rest);
