@@ -450,8 +450,11 @@ impl Logger {
             return;
         }
         if let Some((count, since)) = self.dropping {
-            // Writing failed before: say so first, if it works now.
-            let mut note = Vec::new();
+            // Writing failed before. The note and what follows go in one write: either both
+            // (writing works again, and the note marks the gap where it is) or neither (still
+            // full: these lines are counted too). A note alone would fit in the room a failed
+            // write leaves, and notes would alternate with drops.
+            let mut note = Vec::with_capacity(160 + self.out.len());
             format_stamp(self.config.stamp, now, &mut note);
             if !note.is_empty() {
                 note.push(b' ');
@@ -461,11 +464,20 @@ impl Logger {
             note.extend_from_slice(b" lines since ");
             format_stamp(Stamp::Utc, since, &mut note);
             note.extend_from_slice(b" (could not write the log: disk full)\n");
-            if self.append(&note).is_err() {
-                self.count_drop(now);
-                return;
+            note.extend_from_slice(&self.out);
+            match self.append(&note) {
+                Ok(()) => {
+                    self.dropping = None;
+                    self.out.clear();
+                    self.stalled = false;
+                    if self.size >= self.config.size {
+                        let _ = self.rotate_now(now);
+                    }
+                }
+                Err(_) if self.config.blocking => self.stalled = true,
+                Err(_) => self.count_drop(now),
             }
-            self.dropping = None;
+            return;
         }
         let mut out = std::mem::take(&mut self.out);
         let mut start = 0;
@@ -500,7 +512,6 @@ impl Logger {
                     self.out = out;
                     self.out.drain(..start);
                     self.count_drop(now);
-                    self.out.clear();
                     return;
                 }
             }
@@ -513,12 +524,13 @@ impl Logger {
         self.stalled = false;
     }
 
+    /// Drops what `out` holds, counting its lines (each counted once: `out` is emptied).
     fn count_drop(&mut self, now: SystemTime) {
         let lines = memchr::memchr_iter(b'\n', &self.out).count() as u64;
+        self.out.clear();
         self.dropped += lines;
-        let (count, since) = self.dropping.get_or_insert((0, now));
+        let (count, _since) = self.dropping.get_or_insert((0, now));
         *count += lines;
-        let _ = since;
     }
 
     /// Appends whole lines; on a full disk, evicts the oldest archives and tries again; leaves
@@ -888,6 +900,22 @@ mod tests {
             .map(|n| std::fs::metadata(dir2.path().join(n)).unwrap().len())
             .sum();
         assert!(archived <= 120, "{archived}");
+    }
+
+    #[test]
+    fn dropped_lines_are_counted_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Logger::open(LogConfig::new(dir.path()).stamp(Stamp::None)).unwrap();
+        // A descriptor that refuses every write stands in for a full disk.
+        log.current = File::open("/dev/null").unwrap();
+        let now = SystemTime::now();
+        let mut data = Vec::new();
+        for i in 0..5000 {
+            data.extend_from_slice(format!("line {i} ..............................\n").as_bytes());
+        }
+        log.write(&data, now);
+        log.write(b"one more\n", now);
+        assert_eq!(log.dropped(), 5001);
     }
 
     #[test]

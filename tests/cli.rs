@@ -121,8 +121,16 @@ fn start_runs_the_program_under_a_keeper_that_is_a_daemon() {
     );
     // The keeper is the daemon: a child of init (or our subreaper), not a session leader.
     let keeper = keeper_of(pid);
-    // Once the program runs, the keeper is the small image, not a copy of the command.
-    let image = std::fs::read_link(format!("/proc/{keeper}/exe")).unwrap();
+    // Once the program runs, the keeper becomes the small image, not a copy of the command (it
+    // re-executes just after `start` hears the program is up: wait for it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let image = loop {
+        let image = std::fs::read_link(format!("/proc/{keeper}/exe")).unwrap();
+        if image == Path::new(KEEPER_BIN) || std::time::Instant::now() > deadline {
+            break image;
+        }
+        std::thread::yield_now();
+    };
     assert_eq!(
         image,
         Path::new(KEEPER_BIN),
@@ -265,6 +273,9 @@ fn keep_fd_passes_a_descriptor_through() {
         command.pre_exec(move || {
             libc::dup2(raw, 5);
             libc::dup2(raw, 6);
+            // dup2 onto the same number keeps close-on-exec: cleared explicitly.
+            libc::fcntl(5, libc::F_SETFD, 0);
+            libc::fcntl(6, libc::F_SETFD, 0);
             Ok(())
         });
     }

@@ -77,11 +77,14 @@ fn only_standard_streams_and_the_pidfile_lock_stay_open() {
     let (stray_fd, kept_fd) = (stray.as_raw_fd(), kept.as_raw_fd());
     let mut command = sandbox.fixture();
     command.args(["--pidfile", pidfile.to_str().unwrap(), "--keep-fd", "9"]);
-    // SAFETY: dup2 is async-signal-safe; the launcher inherits 7 (stray) and 9 (kept).
+    // SAFETY: dup2 and fcntl are async-signal-safe; the launcher inherits 7 (stray) and 9
+    // (kept). dup2 onto the same number is a no-op that keeps close-on-exec: cleared explicitly.
     unsafe {
         command.pre_exec(move || {
             libc::dup2(stray_fd, 7);
             libc::dup2(kept_fd, 9);
+            libc::fcntl(7, libc::F_SETFD, 0);
+            libc::fcntl(9, libc::F_SETFD, 0);
             Ok(())
         });
     }

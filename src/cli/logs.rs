@@ -244,7 +244,7 @@ pub fn read(args: &ReadArgs) -> Result<u8, Failure> {
     // `current` first, held open: a rotation while the archives are read cannot hide a file (the
     // archive our `current` becomes is skipped by its inode, and read through our descriptor).
     let current_path = dir.join("current");
-    let mut current = daemonic_open(&current_path)
+    let mut current = open_current(&current_path)
         .map_err(|e| Failure::io(format!("log {}", current_path.display()), &e))?;
     use std::os::unix::fs::MetadataExt;
     let current_inode = current.metadata().map(|m| m.ino()).unwrap_or(0);
@@ -280,6 +280,23 @@ fn log_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     archives.sort();
     archives.push(dir.join("current"));
     Ok(archives)
+}
+
+/// Opens `current`. A rotation renames it and then creates the next one, so for a moment there
+/// is none: wait that moment out (bounded), rather than fail.
+fn open_current(path: &Path) -> std::io::Result<std::fs::File> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match daemonic_open(path) {
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::yield_now();
+            }
+            other => return other,
+        }
+    }
 }
 
 fn daemonic_open(path: &Path) -> std::io::Result<std::fs::File> {
