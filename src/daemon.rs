@@ -63,6 +63,7 @@ pub struct Daemon {
     readiness: Readiness,
     keeper_image: Option<PathBuf>,
     log: Option<crate::log::LogConfig>,
+    syslog: Option<crate::log::SyslogConfig>,
 }
 
 impl Default for Daemon {
@@ -94,6 +95,7 @@ impl Daemon {
             readiness: Readiness::Exec,
             keeper_image: None,
             log: None,
+            syslog: None,
         }
     }
 
@@ -292,6 +294,25 @@ impl Daemon {
         self
     }
 
+    /// Under a keeper: the program's output lines (and the keeper's events) also go to the local
+    /// syslog socket, tagged `program[pid]`, without ever blocking: a line syslog cannot take at
+    /// once is dropped and counted ([`ServiceStatus::syslog_dropped`](crate::ServiceStatus::syslog_dropped)).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, Policy, Program};
+    /// Daemon::new()
+    ///     .pidfile("/run/web.pid")
+    ///     .syslog("daemon.info".parse().unwrap())
+    ///     .supervise(&Program::new("/usr/sbin/web"), Policy::new())?;
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    #[must_use]
+    pub fn syslog(mut self, config: crate::log::SyslogConfig) -> Daemon {
+        self.syslog = Some(config);
+        self
+    }
+
     /// The pidfile path, if one is set.
     pub fn pidfile_path(&self) -> Option<&Path> {
         self.pidfile.as_deref()
@@ -471,6 +492,7 @@ impl Daemon {
                     policy,
                     self.keeper_image.clone(),
                     self.log.clone(),
+                    self.syslog.clone(),
                 )
             }
             Fork::Launcher(child1, ends) => {
@@ -545,6 +567,7 @@ impl Daemon {
         let (mut setup, _) = keeper_setup(launch, self.readiness, policy, true);
         setup.reexec = self.keeper_image.clone();
         setup.log = self.log.clone();
+        setup.syslog = self.syslog.clone();
         crate::keeper::shed_inherited_memory();
         let keeper = crate::keeper::Keeper::new(setup)
             .map_err(|(step, err)| Error::os(step, context.subject(step), err))?;
@@ -1268,6 +1291,7 @@ fn keeper_setup(
             foreground,
             reexec: None,
             log: None,
+            syslog: None,
         },
         kept,
     )
@@ -1301,6 +1325,7 @@ fn keeper_in_daemon(
     policy: Policy,
     image: Option<PathBuf>,
     log: Option<crate::log::LogConfig>,
+    syslog: Option<crate::log::SyslogConfig>,
 ) -> ! {
     let status_fd = launch.status_w.as_raw_fd();
     if let Err((step, err)) = keeper_steps(&mut launch, true) {
@@ -1318,6 +1343,7 @@ fn keeper_in_daemon(
     let (mut setup, _) = keeper_setup(launch, readiness, policy, false);
     setup.reexec = image;
     setup.log = log;
+    setup.syslog = syslog;
     crate::keeper::shed_inherited_memory();
     let keeper = match crate::keeper::Keeper::new(setup) {
         Ok(keeper) => keeper,

@@ -289,6 +289,8 @@ pub(crate) struct Setup {
     pub reexec: Option<PathBuf>,
     /// Where the program's output is logged (`--log`), if anywhere.
     pub log: Option<LogConfig>,
+    /// Whether (and how) the program's output lines go to syslog too.
+    pub syslog: Option<crate::log::SyslogConfig>,
 }
 
 /// A control connection.
@@ -322,6 +324,8 @@ pub(crate) struct Keeper {
     output: Option<(OwnedFd, OwnedFd)>,
     /// The log directory the output goes to (`--log`).
     logger: Option<Logger>,
+    /// Syslog forwarding (`--syslog`).
+    syslog: Option<crate::log::Syslog>,
     status_text: String,
     since: SystemTime,
     started: SystemTime,
@@ -335,8 +339,8 @@ pub(crate) struct Keeper {
     last_pid: Option<u32>,
     /// The run whose readiness an outer service manager was told of.
     announced: Option<u32>,
-    /// The log's drop count as the record last showed it.
-    published_dropped: u64,
+    /// The log's and syslog's drop counts as the record last showed them.
+    published_dropped: (u64, u64),
     /// The control socket is not polled until then (out of descriptors).
     accept_paused: Option<Instant>,
     /// The last client id given.
@@ -389,7 +393,11 @@ impl Keeper {
             })?),
             None => None,
         };
-        let output = if setup.relay.is_some() || logger.is_some() {
+        let syslog = setup
+            .syslog
+            .clone()
+            .map(|config| crate::log::Syslog::new(config, &program_tag(&setup.spec.path, None)));
+        let output = if setup.relay.is_some() || logger.is_some() || syslog.is_some() {
             let pipe = channel::pipe().map_err(|e| (Step::Stderr, e))?;
             // Room for bursts: a program writing faster than a moment's delay is not blocked.
             // The read end alone is non-blocking (a pipe's ends are separate open files).
@@ -418,7 +426,7 @@ impl Keeper {
             policy_schedule: setup.policy.schedule().clone(),
             last_pid: None,
             announced: None,
-            published_dropped: 0,
+            published_dropped: (0, 0),
             accept_paused: None,
             next_client: 0,
             read_buf: Vec::new(),
@@ -440,6 +448,7 @@ impl Keeper {
             ready_seen: false,
             output,
             logger,
+            syslog,
             status_text: String::new(),
             since: now,
             started: now,
@@ -570,6 +579,7 @@ impl Keeper {
             e.i32(w.as_raw_fd());
         });
         e.option(self.logger.as_ref(), |e, l| l.encode(e));
+        e.option(self.syslog.as_ref(), |e, s| s.encode(e));
         e.bytes(self.status_text.as_bytes());
         e.system_time(self.since);
         e.system_time(self.started);
@@ -629,6 +639,7 @@ impl Keeper {
         let ready_seen = d.bool()?;
         let output = d.option(|d| Some((owned(d.i32()?), owned(d.i32()?))))?;
         let logger = d.option(Logger::decode)?;
+        let syslog = d.option(crate::log::Syslog::decode)?;
         let status_text = String::from_utf8_lossy(d.bytes()?).into_owned();
         let since = d.system_time()?;
         let started = d.system_time()?;
@@ -656,6 +667,7 @@ impl Keeper {
             ready_seen,
             output,
             logger,
+            syslog,
             status_text,
             since,
             started,
@@ -665,7 +677,7 @@ impl Keeper {
             policy_schedule,
             last_pid,
             announced,
-            published_dropped: 0,
+            published_dropped: (0, 0),
             accept_paused: None,
             next_client: 0,
             read_buf: Vec::new(),
@@ -679,7 +691,7 @@ impl Keeper {
     /// Feeds one event to the table and carries out what it says.
     fn feed(&mut self, event: Event) {
         let before = self.machine.state();
-        let logged = self.logger.is_some().then(|| event.clone());
+        let logged = (self.logger.is_some() || self.syslog.is_some()).then(|| event.clone());
         let effects = self.machine.on(event, Instant::now());
         if let Some(event) = logged {
             self.log_transition(before, &event);
@@ -700,7 +712,8 @@ impl Keeper {
                         }
                     };
                     let before = self.machine.state();
-                    let logged = self.logger.is_some().then(|| event.clone());
+                    let logged =
+                        (self.logger.is_some() || self.syslog.is_some()).then(|| event.clone());
                     queue.extend(self.machine.on(event, Instant::now()));
                     if let Some(event) = logged {
                         self.log_transition(before, &event);
@@ -865,7 +878,7 @@ impl Keeper {
             errors: errors_w.as_raw_fd(),
             ready: ready_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
             stderr: self.output.as_ref().map(|(_, w)| w.as_raw_fd()),
-            stdout_too: self.spec.shared_output || self.logger.is_some(),
+            stdout_too: self.spec.shared_output || self.logger.is_some() || self.syslog.is_some(),
             keeper: self.keeper_pid as libc::pid_t,
         };
         // SAFETY: the keeper runs one thread; the child makes system calls only, then execve or
@@ -902,6 +915,9 @@ impl Keeper {
         }
         self.ready = ready_pipe.map(|(r, _)| r);
         self.ready_seen = false;
+        if let Some(syslog) = &mut self.syslog {
+            syslog.set_tag(&program_tag(&self.spec.path, Some(pid)));
+        }
         if self.forking.is_some() {
             self.starter = Some(pid);
             self.search = None;
@@ -964,6 +980,9 @@ impl Keeper {
             self.drain_output();
             if let Some(logger) = &mut self.logger {
                 logger.flush_partial(SystemTime::now());
+            }
+            if let Some(syslog) = &mut self.syslog {
+                syslog.flush_partial(SystemTime::now());
             }
         }
         match program_exit {
@@ -1222,8 +1241,13 @@ impl Keeper {
                 break;
             }
             let chunk = &buf[..n as usize];
+            let now = SystemTime::now();
+            if let Some(syslog) = &mut self.syslog {
+                syslog.write(chunk, now);
+            }
             match &mut self.logger {
-                Some(logger) => logger.write(chunk, SystemTime::now()),
+                Some(logger) => logger.write(chunk, now),
+                None if self.syslog.is_some() => {}
                 None => {
                     write_all(2, chunk);
                 }
@@ -1238,23 +1262,33 @@ impl Keeper {
         }
         self.read_buf = buf;
         // Dropped lines are news for `status` at once, not at the next transition.
-        if let Some(dropped) = self.logger.as_ref().map(Logger::dropped)
-            && dropped != self.published_dropped
-        {
+        if self.dropped_counts() != self.published_dropped {
             self.publish();
         }
     }
 
+    /// Lines the log and syslog dropped so far.
+    fn dropped_counts(&self) -> (u64, u64) {
+        (
+            self.logger.as_ref().map_or(0, Logger::dropped),
+            self.syslog.as_ref().map_or(0, crate::log::Syslog::dropped),
+        )
+    }
+
     /// A line of the keeper's own in the log.
     fn log_event(&mut self, parts: &[&str]) {
+        let line = parts.concat();
         if let Some(logger) = &mut self.logger {
-            logger.event(&parts.concat(), SystemTime::now());
+            logger.event(&line, SystemTime::now());
+        }
+        if let Some(syslog) = &mut self.syslog {
+            syslog.send(["daemonic: ", &line].concat().as_bytes(), SystemTime::now());
         }
     }
 
     /// Writes the log's event lines for what the table just did.
     fn log_transition(&mut self, before: ServiceState, event: &Event) {
-        if self.logger.is_none() {
+        if self.logger.is_none() && self.syslog.is_none() {
             return;
         }
         let after = self.machine.state();
@@ -1530,10 +1564,11 @@ impl Keeper {
             status_text: self.status_text.clone(),
             readiness: self.spec.readiness,
             log_dropped: {
-                self.published_dropped = self.logger.as_ref().map_or(0, Logger::dropped);
-                self.published_dropped
+                self.published_dropped = self.dropped_counts();
+                self.published_dropped.0
             },
             log_dir: self.logger.as_ref().map(|l| l.config().dir().to_path_buf()),
+            syslog_dropped: self.syslog.as_ref().map_or(0, crate::log::Syslog::dropped),
             keeper_alive: true,
         };
         if let Some(files) = &mut self.files {
@@ -1991,4 +2026,17 @@ fn seconds(duration: Duration) -> String {
     text.push(char::from(b'0' + (frac % 10) as u8));
     text.push('s');
     text
+}
+
+/// The syslog tag for the program: its file name, and `[pid]` once it runs.
+fn program_tag(path: &CString, pid: Option<u32>) -> String {
+    let bytes = path.as_bytes();
+    let name = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+    let mut tag = String::from_utf8_lossy(name).into_owned();
+    if let Some(pid) = pid {
+        tag.push('[');
+        push_decimal(&mut tag, pid);
+        tag.push(']');
+    }
+    tag
 }

@@ -70,7 +70,7 @@ pub use error::{Error, ErrorKind, Step};
 pub use identity::Groups;
 pub use keeper::keeper_entry;
 pub use launcher::{Progress, Readiness};
-pub use log::{LogConfig, Logger, Stamp};
+pub use log::{LogConfig, Logger, Stamp, Syslog, SyslogConfig};
 pub use notify::{notify, notify_and_wait};
 pub use pidfile::PidfileState;
 pub use process::{ProcStat, Process, command_line, uptime};

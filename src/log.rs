@@ -792,6 +792,39 @@ mod tests {
     }
 
     #[test]
+    fn syslog_messages_are_rfc3164_and_a_missing_daemon_counts_drops() {
+        let mut out = Vec::new();
+        rfc3164_time(at(1_795_513_208, 0), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.len(), 15, "{text:?}");
+        assert!(text.starts_with("Nov "), "{text:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = std::os::unix::net::UnixDatagram::bind(dir.path().join("log")).unwrap();
+        let mut syslog = Syslog::new(SyslogConfig::default(), "web[42]");
+        // Point it at our socket instead of /dev/log.
+        let socket = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        socket.connect(dir.path().join("log")).unwrap();
+        syslog.socket = Some(socket);
+        syslog.write(b"hello\nwor", at(1_795_513_208, 0));
+        syslog.write(b"ld\n", at(1_795_513_208, 0));
+        let mut buf = [0u8; 256];
+        let n = receiver.recv(&mut buf).unwrap();
+        let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            first.starts_with("<30>Nov ") && first.ends_with(" web[42]: hello"),
+            "{first:?}"
+        );
+        let n = receiver.recv(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with(" web[42]: world"));
+        drop(receiver);
+        syslog.socket = None;
+        let missing = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        let _ = missing.connect(dir.path().join("nothing-here"));
+        syslog.write(b"lost\n", SystemTime::now());
+        assert_eq!(syslog.dropped(), u64::from(!Path::new("/dev/log").exists()));
+    }
+
+    #[test]
     fn stamps_are_exact() {
         assert_eq!(stamp(Stamp::Utc, at(0, 0)), "1970-01-01T00:00:00.000000Z");
         assert_eq!(
@@ -931,4 +964,235 @@ mod tests {
             "2026-11-24T09:40:08.000001Z daemonic: started (pid 42)\n2026-11-24T09:40:08.000002Z half done\n"
         );
     }
+}
+
+/// Where syslog lines go: a facility and priority (`daemon.info` by default).
+///
+/// # Example
+/// ```
+/// use daemonic::SyslogConfig;
+/// let config: SyslogConfig = "local3.warning".parse().unwrap();
+/// assert_eq!(config.pri(), 19 * 8 + 4);
+/// assert!("mail.loud".parse::<SyslogConfig>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogConfig {
+    facility: u8,
+    priority: u8,
+    socket: PathBuf,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> SyslogConfig {
+        SyslogConfig {
+            facility: 3,
+            priority: 6,
+            socket: PathBuf::from("/dev/log"),
+        }
+    }
+}
+
+impl SyslogConfig {
+    /// The syslog socket (default `/dev/log`; systemd also listens on
+    /// `/run/systemd/journal/syslog`).
+    #[must_use]
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> SyslogConfig {
+        self.socket = path.into();
+        self
+    }
+
+    /// The `<PRI>` value: facility × 8 + priority.
+    pub fn pri(&self) -> u8 {
+        self.facility * 8 + self.priority
+    }
+}
+
+impl std::str::FromStr for SyslogConfig {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SyslogConfig, String> {
+        const FACILITIES: [&str; 24] = [
+            "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+            "authpriv", "ftp", "ntp", "security", "console", "clock", "local0", "local1", "local2",
+            "local3", "local4", "local5", "local6", "local7",
+        ];
+        const PRIORITIES: [&str; 8] = [
+            "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+        ];
+        let usage = || format!("{text:?}: FACILITY.PRIORITY, such as daemon.info or local0.err");
+        let (facility, priority) = text.split_once('.').unwrap_or((text, "info"));
+        let facility = FACILITIES
+            .iter()
+            .position(|f| *f == facility)
+            .ok_or_else(usage)?;
+        let priority = match priority {
+            "error" => 3,
+            "warn" => 4,
+            p => PRIORITIES.iter().position(|x| *x == p).ok_or_else(usage)?,
+        };
+        Ok(SyslogConfig {
+            facility: facility as u8,
+            priority: priority as u8,
+            socket: PathBuf::from("/dev/log"),
+        })
+    }
+}
+
+/// Lines forwarded to the local syslog socket (`/dev/log`), one datagram each, never blocking:
+/// a full socket (or no syslog daemon) drops the line and counts it.
+#[derive(Debug)]
+pub struct Syslog {
+    config: SyslogConfig,
+    socket: Option<std::os::unix::net::UnixDatagram>,
+    tag: Vec<u8>,
+    partial: Vec<u8>,
+    message: Vec<u8>,
+    dropped: u64,
+}
+
+impl Syslog {
+    /// Forwarding with `tag` (`name[pid]` in each message). The socket is connected at once and
+    /// again whenever sending fails for want of a listener (syslogd restarted).
+    pub fn new(config: SyslogConfig, tag: &str) -> Syslog {
+        let mut syslog = Syslog {
+            config,
+            socket: None,
+            tag: Vec::new(),
+            partial: Vec::new(),
+            message: Vec::with_capacity(1024),
+            dropped: 0,
+        };
+        syslog.set_tag(tag);
+        syslog.connect();
+        syslog
+    }
+
+    /// The tag for the lines that follow (the program's name and pid).
+    pub fn set_tag(&mut self, tag: &str) {
+        self.tag.clear();
+        self.tag.extend_from_slice(tag.as_bytes());
+    }
+
+    /// Lines that could not be sent.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub(crate) fn encode(&self, e: &mut crate::handoff::Encoder) {
+        e.u8(self.config.facility);
+        e.u8(self.config.priority);
+        e.bytes(std::os::unix::ffi::OsStrExt::as_bytes(
+            self.config.socket.as_os_str(),
+        ));
+        e.bytes(&self.tag);
+        e.bytes(&self.partial);
+        e.u64(self.dropped);
+    }
+
+    pub(crate) fn decode(d: &mut crate::handoff::Decoder<'_>) -> Option<Syslog> {
+        let config = SyslogConfig {
+            facility: d.u8()?.min(23),
+            priority: d.u8()?.min(7),
+            socket: PathBuf::from(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(d.bytes()?),
+            ),
+        };
+        let tag = String::from_utf8_lossy(d.bytes()?).into_owned();
+        let mut syslog = Syslog::new(config, &tag);
+        syslog.partial = d.bytes()?.to_vec();
+        syslog.dropped = d.u64()?;
+        Some(syslog)
+    }
+
+    fn connect(&mut self) {
+        self.socket = std::os::unix::net::UnixDatagram::unbound()
+            .and_then(|s| {
+                s.connect(&self.config.socket)?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })
+            .ok();
+    }
+
+    /// Takes bytes as the program wrote them; sends each complete line.
+    pub fn write(&mut self, data: &[u8], now: SystemTime) {
+        let mut rest = data;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            let (line, tail) = rest.split_at(end);
+            rest = &tail[1..];
+            if self.partial.is_empty() {
+                self.send(line, now);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                self.send(&whole, now);
+            }
+        }
+        self.partial.extend_from_slice(rest);
+        if self.partial.len() >= LogConfig::LINE_MAX {
+            let whole = std::mem::take(&mut self.partial);
+            self.send(&whole, now);
+        }
+    }
+
+    /// Sends the unfinished line (the program exited).
+    pub fn flush_partial(&mut self, now: SystemTime) {
+        if !self.partial.is_empty() {
+            let whole = std::mem::take(&mut self.partial);
+            self.send(&whole, now);
+        }
+    }
+
+    /// Sends one line: `<PRI>Mmm dd hh:mm:ss TAG: line` (RFC 3164, local time).
+    pub fn send(&mut self, line: &[u8], now: SystemTime) {
+        self.message.clear();
+        self.message.push(b'<');
+        push_decimal(&mut self.message, u64::from(self.config.pri()));
+        self.message.push(b'>');
+        rfc3164_time(now, &mut self.message);
+        self.message.push(b' ');
+        self.message.extend_from_slice(&self.tag);
+        self.message.extend_from_slice(b": ");
+        self.message.extend_from_slice(line);
+        for attempt in 0..2 {
+            let sent = self.socket.as_ref().map(|s| s.send(&self.message));
+            match sent {
+                Some(Ok(_)) => return,
+                Some(Err(err))
+                    if attempt == 0
+                        && matches!(
+                            err.raw_os_error(),
+                            Some(libc::ECONNREFUSED) | Some(libc::ENOTCONN) | Some(libc::ENOENT)
+                        ) =>
+                {
+                    self.connect();
+                }
+                None if attempt == 0 => self.connect(),
+                _ => break,
+            }
+        }
+        self.dropped += 1;
+    }
+}
+
+/// `Mmm dd hh:mm:ss` in local time (day padded with a space), as RFC 3164 wants.
+fn rfc3164_time(now: SystemTime, out: &mut Vec<u8>) {
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let mut civil_text = Vec::with_capacity(20);
+    civil(secs + local_offset(secs), &mut civil_text, b' ');
+    // "YYYY-MM-DD hh:mm:ss"
+    let month = usize::from((civil_text[5] - b'0') * 10 + (civil_text[6] - b'0'));
+    out.extend_from_slice(MONTHS[month.clamp(1, 12) - 1]);
+    out.push(b' ');
+    out.push(if civil_text[8] == b'0' {
+        b' '
+    } else {
+        civil_text[8]
+    });
+    out.push(civil_text[9]);
+    out.extend_from_slice(&civil_text[10..]);
 }

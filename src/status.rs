@@ -234,6 +234,7 @@ pub struct ServiceStatus {
     pub(crate) readiness: Readiness,
     pub(crate) log_dropped: u64,
     pub(crate) log_dir: Option<PathBuf>,
+    pub(crate) syslog_dropped: u64,
     pub(crate) keeper_alive: bool,
 }
 
@@ -357,6 +358,11 @@ impl ServiceStatus {
     /// left to evict), over the keeper's life.
     pub fn log_dropped(&self) -> u64 {
         self.log_dropped
+    }
+
+    /// Lines that could not be forwarded to syslog (`--syslog`): its socket was full or absent.
+    pub fn syslog_dropped(&self) -> u64 {
+        self.syslog_dropped
     }
 
     /// The log directory the program's output goes to, if it is logged (`--log`).
@@ -487,6 +493,7 @@ pub(crate) fn encode(status: &ServiceStatus, out: &mut Vec<u8>) {
     let dir = &dir[..dir.len().min(4096)];
     out.extend_from_slice(&(dir.len() as u16).to_le_bytes());
     out.extend_from_slice(dir);
+    out.extend_from_slice(&status.syslog_dropped.to_le_bytes());
 }
 
 /// Decodes a record; `None` if it is not one.
@@ -517,16 +524,23 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<ServiceStatus> {
     };
     let len = usize::from(u16::from_le_bytes([bytes[68], bytes[69]])).min(STATUS_TEXT_MAX);
     let text = bytes.get(HEADER..HEADER + len)?;
-    let log_dir = match bytes.get(HEADER + len..HEADER + len + 2) {
+    let mut at = HEADER + len;
+    let log_dir = match bytes.get(at..at + 2) {
         Some(&[a, b]) => {
             let n = usize::from(u16::from_le_bytes([a, b]));
-            let dir = bytes.get(HEADER + len + 2..HEADER + len + 2 + n)?;
+            let dir = bytes.get(at + 2..at + 2 + n)?;
+            at += 2 + n;
             (n > 0).then(|| {
                 PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(dir))
             })
         }
         _ => None,
     };
+    let syslog_dropped = bytes.get(at..at + 8).map_or(0, |b| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(b);
+        u64::from_le_bytes(word)
+    });
     let pid = u32_at(16);
     let next = u64_at(44);
     Some(ServiceStatus {
@@ -550,6 +564,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<ServiceStatus> {
         },
         log_dropped: u64_at(60),
         log_dir,
+        syslog_dropped,
         keeper_alive: true,
     })
 }
@@ -621,6 +636,7 @@ mod tests {
             readiness: Readiness::Fd(3),
             log_dropped: 17,
             log_dir: Some(PathBuf::from("/var/log/svc")),
+            syslog_dropped: 3,
             keeper_alive: true,
         }
     }

@@ -489,3 +489,83 @@ fn a_full_disk_drops_counted_lines_and_says_so_when_space_returns() {
         .unwrap();
     assert!(notes.iter().all(|(at, _)| *at < after_at));
 }
+
+/// `--syslog`: each line (and the keeper's events) reaches the syslog socket as an RFC 3164
+/// message tagged with the program's name and pid; with nobody listening, lines are counted as
+/// dropped and the program never blocks.
+#[test]
+fn syslog_gets_every_line_tagged_and_a_missing_listener_costs_counted_drops() {
+    let sandbox = Sandbox::new();
+    let socket_path = sandbox.path("log.sock");
+    let receiver = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    receiver.set_read_timeout(Some(WAIT)).unwrap();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "speaker.sh",
+        &format!(
+            "echo \"start $$\" > {}\necho one\necho two >&2\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--syslog",
+        "local3.warning",
+        "--syslog-socket",
+        socket_path.to_str().unwrap(),
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let line = fifo.line(WAIT);
+    let pid: u32 = line.strip_prefix("start ").unwrap().parse().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while got.len() < 3 {
+        let n = receiver.recv(&mut buf).expect("a syslog message");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    // <PRI> = local3 (19) * 8 + warning (4) = 156
+    assert!(got.iter().all(|m| m.starts_with("<156>")), "{got:?}");
+    assert!(
+        got.iter().any(|m| m.contains(": daemonic: started (pid ")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.ends_with(&format!(" speaker.sh[{pid}]: one"))),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.ends_with(&format!(" speaker.sh[{pid}]: two"))),
+        "{got:?}"
+    );
+    // Nobody listening: the program is not blocked, the lines are counted.
+    drop(receiver);
+    std::fs::remove_file(&socket_path).unwrap();
+    let noisy = script(
+        &sandbox,
+        "noisy.sh",
+        "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line $i; done; exec \"$SLEEP\" 300",
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "n",
+        "--syslog",
+        "--syslog-socket",
+        socket_path.to_str().unwrap(),
+        "--",
+        &noisy,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    eventually("100 lines counted as dropped", || {
+        let out = run(daemonic(&sandbox).args(["status", "-n", "n", "--json"]));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["syslog_dropped"].as_u64().unwrap_or(0) >= 100
+    });
+}

@@ -28,7 +28,7 @@ Exit status (LSB):
   pid (the program's, or null), keeper_pid (or null), restarts, ready, readiness (exec|notify|fd N),
   last_exit ({\"code\": N} or {\"signal\": \"NAME\", \"core\": bool}, with \"after_secs\"; or null),
   since (seconds since the epoch), next_restart_in_secs, reason, status_text, log_dir,
-  log_dropped, command, problem";
+  log_dropped, syslog_dropped, command, problem";
 
 /// Show a service's state: program and keeper pids, uptime, restarts, last exit, readiness.
 #[derive(Debug, Args)]
@@ -85,6 +85,8 @@ struct Report {
     /// The log directory (`--log`), and the lines it dropped because the disk was full.
     log_dir: Option<PathBuf>,
     log_dropped: Option<u64>,
+    /// Lines syslog could not take.
+    syslog_dropped: u64,
     command: Option<String>,
     uptime_secs: Option<u64>,
     /// Why the state is unknown.
@@ -112,6 +114,7 @@ impl Report {
             status_text: None,
             log_dir: None,
             log_dropped: None,
+            syslog_dropped: 0,
             command: None,
             uptime_secs: None,
             problem: None,
@@ -169,6 +172,7 @@ impl Report {
         self.status_text = Some(status.status_text().to_string()).filter(|t| !t.is_empty());
         self.log_dir = status.log_dir().map(Path::to_path_buf);
         self.log_dropped = self.log_dir.is_some().then_some(status.log_dropped());
+        self.syslog_dropped = status.syslog_dropped();
         if let Some(pid) = self.pid {
             self.command = daemonic::command_line(pid);
             self.uptime_secs = daemonic::uptime(pid).map(|d| d.as_secs());

@@ -17,6 +17,13 @@ pub struct LogArgs {
     /// rotated; the keeper holds the pipe across restarts, so no line is lost.
     #[arg(long, value_name = "DIR")]
     pub log: Option<PathBuf>,
+    /// Also send each line (and the keeper's events) to the local syslog, tagged program[pid],
+    /// never blocking the program (lines syslog cannot take are dropped and counted).
+    #[arg(long, value_name = "FACILITY.PRIORITY", num_args = 0..=1, default_missing_value = "daemon.info")]
+    pub syslog: Option<daemonic::SyslogConfig>,
+    /// The syslog socket [default: /dev/log].
+    #[arg(long, value_name = "PATH", requires = "syslog")]
+    pub syslog_socket: Option<PathBuf>,
     #[command(flatten)]
     pub options: LogOptions,
 }
@@ -67,6 +74,15 @@ impl LogOptions {
 }
 
 impl LogArgs {
+    /// The syslog configuration, if `--syslog` was given.
+    pub fn syslog(&self) -> Option<daemonic::SyslogConfig> {
+        let config = self.syslog.clone()?;
+        Some(match &self.syslog_socket {
+            Some(path) => config.socket(path),
+            None => config,
+        })
+    }
+
     /// The configuration, if `--log` was given (its directory made absolute).
     pub fn config(&self) -> Option<LogConfig> {
         let dir = self.log.as_ref()?;

@@ -257,6 +257,9 @@ impl ServiceArgs {
             }
             daemon = daemon.log(config);
         }
+        if let Some(config) = self.log.syslog() {
+            daemon = daemon.syslog(config);
+        }
         let mut environment = Environment::inherit();
         if self.clear_env {
             environment = Environment::empty();
