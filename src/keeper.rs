@@ -347,6 +347,8 @@ pub(crate) struct Keeper {
     next_client: u64,
     /// The buffer the program's output is read into.
     read_buf: Vec<u8>,
+    /// The log processor running on an archive: its pid and the archive.
+    processing: Option<(u32, PathBuf)>,
     /// Forking mode: the program's own pidfile.
     forking: Option<PathBuf>,
     /// Forking mode: the started process, while it runs.
@@ -430,6 +432,7 @@ impl Keeper {
             accept_paused: None,
             next_client: 0,
             read_buf: Vec::new(),
+            processing: None,
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
             search: None,
@@ -580,6 +583,10 @@ impl Keeper {
         });
         e.option(self.logger.as_ref(), |e, l| l.encode(e));
         e.option(self.syslog.as_ref(), |e, s| s.encode(e));
+        e.option(self.processing.as_ref(), |e, (pid, archive)| {
+            e.u32(*pid);
+            e.bytes(std::os::unix::ffi::OsStrExt::as_bytes(archive.as_os_str()));
+        });
         e.bytes(self.status_text.as_bytes());
         e.system_time(self.since);
         e.system_time(self.started);
@@ -640,6 +647,12 @@ impl Keeper {
         let output = d.option(|d| Some((owned(d.i32()?), owned(d.i32()?))))?;
         let logger = d.option(Logger::decode)?;
         let syslog = d.option(crate::log::Syslog::decode)?;
+        let processing = d.option(|d| {
+            Some((
+                d.u32()?,
+                PathBuf::from(std::ffi::OsStr::from_bytes(d.bytes()?)),
+            ))
+        })?;
         let status_text = String::from_utf8_lossy(d.bytes()?).into_owned();
         let since = d.system_time()?;
         let started = d.system_time()?;
@@ -681,6 +694,7 @@ impl Keeper {
             accept_paused: None,
             next_client: 0,
             read_buf: Vec::new(),
+            processing,
             forking,
             starter,
             search,
@@ -944,6 +958,12 @@ impl Keeper {
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid > 0 {
                 let pid = pid as u32;
+                if self.processing.as_ref().is_some_and(|(p, _)| *p == pid) {
+                    if let Some((_, archive)) = self.processing.take() {
+                        crate::log::finish_processing(&archive, status == 0);
+                    }
+                    continue;
+                }
                 if Some(pid) != self.machine.pid() {
                     continue;
                 }
@@ -963,9 +983,11 @@ impl Keeper {
                 program_exit = Some((exit, status));
                 continue;
             }
-            // 0: children remain, none exited; -1 ECHILD: no child at all.
-            break pid < 0;
+            // 0: children remain, none exited; -1 ECHILD: no child at all. A log processor is
+            // not part of the service: with only it left, the service is empty.
+            break pid < 0 || self.only_processor_left();
         };
+        self.start_processor();
         if forked {
             self.feed(Event::Forked);
             let now = Instant::now();
@@ -1076,7 +1098,11 @@ impl Keeper {
                 // are the ancestor of all of them, and none of their pids can be reused while
                 // it is listed under a live parent of ours. Re-listed after each round so that
                 // processes forked meanwhile are reached.
+                let processor = self.processing.as_ref().map(|(p, _)| *p);
                 for pid in process::descendants(self.keeper_pid) {
+                    if Some(pid) == processor {
+                        continue;
+                    }
                     // SAFETY: kill has no memory effects.
                     unsafe { libc::kill(pid as libc::pid_t, signal) };
                 }
@@ -1261,10 +1287,87 @@ impl Keeper {
             }
         }
         self.read_buf = buf;
+        self.start_processor();
         // Dropped lines are news for `status` at once, not at the next transition.
         if self.dropped_counts() != self.published_dropped {
             self.publish();
         }
+    }
+
+    /// Whether the log processor is all that is left beneath the keeper.
+    fn only_processor_left(&self) -> bool {
+        let Some((processor, _)) = &self.processing else {
+            return false;
+        };
+        process::descendants(self.keeper_pid)
+            .iter()
+            .all(|pid| pid == processor)
+    }
+
+    /// Runs the log processor on the next closed archive, if one waits and none runs:
+    /// `sh -c 'exec COMMAND' < @….u > @….t`, as a child of the keeper, outside its loop.
+    fn start_processor(&mut self) {
+        if self.processing.is_some() {
+            return;
+        }
+        let Some(logger) = &mut self.logger else {
+            return;
+        };
+        let Some(command) = logger.config().processor_command().map(str::to_owned) else {
+            return;
+        };
+        let Some(archive) = logger.next_unprocessed() else {
+            return;
+        };
+        let (temp, _) = crate::log::processed_names(&archive);
+        use std::os::unix::ffi::OsStrExt;
+        let (Ok(input), Ok(output), Ok(script)) = (
+            CString::new(archive.as_os_str().as_bytes()),
+            CString::new(temp.as_os_str().as_bytes()),
+            CString::new(["exec ", &command].concat()),
+        ) else {
+            crate::log::finish_processing(&archive, false);
+            return;
+        };
+        let argv = [
+            c"sh".as_ptr(),
+            c"-c".as_ptr(),
+            script.as_ptr(),
+            std::ptr::null(),
+        ];
+        // SAFETY: the keeper runs one thread; the child makes system calls only, then execve
+        // or _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            crate::log::finish_processing(&archive, false);
+            return;
+        }
+        if pid == 0 {
+            // SAFETY: system calls on C strings built before the fork.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                let from = libc::open(input.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW);
+                let to = libc::open(
+                    output.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
+                    0o644,
+                );
+                if from < 0 || to < 0 || libc::dup2(from, 0) < 0 || libc::dup2(to, 1) < 0 {
+                    libc::_exit(127);
+                }
+                fds::close_inherited_fds(&[], 1024);
+                libc::execve(
+                    c"/bin/sh".as_ptr(),
+                    argv.as_ptr(),
+                    self.spec.envp_ptrs.as_ptr(),
+                );
+                libc::_exit(127);
+            }
+        }
+        self.processing = Some((pid as u32, archive));
     }
 
     /// Lines the log and syslog dropped so far.

@@ -78,6 +78,7 @@ pub struct LogConfig {
     stamp: Stamp,
     line_max: usize,
     blocking: bool,
+    processor: Option<String>,
 }
 
 impl LogConfig {
@@ -100,6 +101,7 @@ impl LogConfig {
             stamp: Stamp::Utc,
             line_max: LogConfig::LINE_MAX,
             blocking: false,
+            processor: None,
         }
     }
 
@@ -155,6 +157,20 @@ impl LogConfig {
         self
     }
 
+    /// A shell command run on each closed archive (under a keeper, outside its loop): it reads
+    /// the archive on stdin, and what it writes on stdout replaces it (`zstd -q`, `gzip`). The
+    /// archive waits as `@….u` meanwhile; if the command fails, it is kept as it was.
+    #[must_use]
+    pub fn processor(mut self, command: impl Into<String>) -> LogConfig {
+        self.processor = Some(command.into());
+        self
+    }
+
+    /// The processor command, if any.
+    pub fn processor_command(&self) -> Option<&str> {
+        self.processor.as_deref()
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -175,6 +191,7 @@ impl LogConfig {
         });
         e.u64(self.line_max as u64);
         e.bool(self.blocking);
+        e.option(self.processor.as_ref(), |e, p| e.bytes(p.as_bytes()));
     }
 
     pub(crate) fn decode(d: &mut crate::handoff::Decoder<'_>) -> Option<LogConfig> {
@@ -194,6 +211,7 @@ impl LogConfig {
             },
             line_max: usize::try_from(d.u64()?).ok()?,
             blocking: d.bool()?,
+            processor: d.option(|d| String::from_utf8(d.bytes()?.to_vec()).ok())?,
         })
     }
 }
@@ -231,6 +249,8 @@ pub struct Logger {
     /// The time the last archive was named for: names strictly increase, so they never collide
     /// and always sort in the order they were made.
     last_archive: SystemTime,
+    /// Archives waiting for the processor (`@….u`), oldest first.
+    unprocessed: std::collections::VecDeque<PathBuf>,
 }
 
 impl Logger {
@@ -267,6 +287,7 @@ impl Logger {
             dropped: 0,
             stalled: false,
             last_archive: UNIX_EPOCH,
+            unprocessed: std::collections::VecDeque::new(),
             config,
         })
     }
@@ -385,6 +406,10 @@ impl Logger {
     /// Encodes what lives only in memory (the open `current` is reopened by path).
     pub(crate) fn encode(&self, e: &mut crate::handoff::Encoder) {
         self.config.encode(e);
+        e.u32(self.unprocessed.len() as u32);
+        for archive in &self.unprocessed {
+            e.bytes(std::os::unix::ffi::OsStrExt::as_bytes(archive.as_os_str()));
+        }
         e.bytes(&self.partial);
         e.bool(self.continued);
         e.u64(self.dropped);
@@ -397,12 +422,19 @@ impl Logger {
 
     pub(crate) fn decode(d: &mut crate::handoff::Decoder<'_>) -> Option<Logger> {
         let config = LogConfig::decode(d)?;
+        let mut unprocessed = std::collections::VecDeque::new();
+        for _ in 0..d.u32()? {
+            unprocessed.push_back(PathBuf::from(std::ffi::OsStr::from_bytes_compat(
+                d.bytes()?,
+            )));
+        }
         let partial = d.bytes()?.to_vec();
         let continued = d.bool()?;
         let dropped = d.u64()?;
         let dropping = d.option(|d| Some((d.u64()?, d.system_time()?)))?;
         let opened = d.system_time()?;
         let mut logger = Logger::open(config).ok()?;
+        logger.unprocessed = unprocessed;
         logger.partial = partial;
         logger.continued = continued;
         logger.dropped = dropped;
@@ -564,13 +596,18 @@ impl Logger {
             let mut name = Vec::with_capacity(32);
             name.push(b'@');
             format_archive_time(at, &mut name);
-            name.extend_from_slice(b".s");
+            // An archive for the processor is `.u` until it has been processed.
+            name.extend_from_slice(if self.config.processor.is_some() {
+                b".u"
+            } else {
+                b".s"
+            });
             archive = self
                 .config
                 .dir
                 .join(std::ffi::OsStr::from_bytes_compat(&name));
             // An archive from an earlier life of this log (a clock set back): never overwrite.
-            if !archive.exists() {
+            if !archive.exists() && !archive.with_extension("s").exists() {
                 break;
             }
             at += Duration::from_micros(1);
@@ -583,8 +620,22 @@ impl Logger {
         self.current = open_current(&current)?;
         self.size = 0;
         self.opened = now;
+        if self.config.processor.is_some() {
+            self.unprocessed.push_back(archive);
+        }
         self.retain();
         Ok(())
+    }
+
+    /// The next archive waiting for the processor, if any (the caller runs it).
+    pub(crate) fn next_unprocessed(&mut self) -> Option<PathBuf> {
+        while let Some(archive) = self.unprocessed.pop_front() {
+            // Retention may have removed it meanwhile.
+            if archive.exists() {
+                return Some(archive);
+            }
+        }
+        None
     }
 
     /// The archives, oldest first, with their sizes.
@@ -594,7 +645,11 @@ impl Logger {
         };
         let mut found: Vec<(PathBuf, u64)> = entries
             .flatten()
-            .filter(|e| e.file_name().as_encoded_bytes().first() == Some(&b'@'))
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.as_encoded_bytes();
+                name.first() == Some(&b'@') && (name.ends_with(b".s") || name.ends_with(b".u"))
+            })
             .filter_map(|e| {
                 let meta = e.metadata().ok()?;
                 meta.is_file().then(|| (e.path(), meta.size()))
@@ -1195,4 +1250,21 @@ fn rfc3164_time(now: SystemTime, out: &mut Vec<u8>) {
     });
     out.push(civil_text[9]);
     out.extend_from_slice(&civil_text[10..]);
+}
+
+/// Where a processor writes (`@….t`) and what the processed archive is called (`@….s`).
+pub(crate) fn processed_names(archive: &Path) -> (PathBuf, PathBuf) {
+    (archive.with_extension("t"), archive.with_extension("s"))
+}
+
+/// After the processor on `archive` exited: its output replaces the archive, or (it failed) the
+/// archive is kept as it was.
+pub(crate) fn finish_processing(archive: &Path, success: bool) {
+    let (temp, done) = processed_names(archive);
+    if success && std::fs::rename(&temp, &done).is_ok() {
+        let _ = std::fs::remove_file(archive);
+    } else {
+        let _ = std::fs::remove_file(&temp);
+        let _ = std::fs::rename(archive, &done);
+    }
 }

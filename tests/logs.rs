@@ -569,3 +569,83 @@ fn syslog_gets_every_line_tagged_and_a_missing_listener_costs_counted_drops() {
         json["syslog_dropped"].as_u64().unwrap_or(0) >= 100
     });
 }
+
+/// `--log-processor`: each closed archive goes through the command (here gzip), outside the
+/// keeper's loop; its output replaces the archive. A failing command keeps the archive as it was.
+#[test]
+fn a_processor_runs_on_each_closed_archive() {
+    if Command::new("gzip").arg("--version").output().is_err() {
+        eprintln!("skipped: needs gzip");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    for (name, processor, compressed) in [("z", "gzip -c", true), ("f", "false", false)] {
+        let logdir = sandbox.path(&format!("log-{name}"));
+        let mut fifo = Fifo::new(sandbox.path(&format!("events-{name}")));
+        let program = script(
+            &sandbox,
+            &format!("lines-{name}.sh"),
+            &format!(
+                "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo \"line $i\"; done\necho done > {}\nexec \"$SLEEP\" 300",
+                fifo.path.display()
+            ),
+        );
+        let output = run(daemonic(&sandbox).args([
+            "start",
+            "-n",
+            name,
+            "--log",
+            logdir.to_str().unwrap(),
+            "--log-size",
+            "1000",
+            "--log-keep",
+            "1000",
+            "--log-processor",
+            processor,
+            "--",
+            &program,
+        ]));
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert_eq!(fifo.line(WAIT), "done");
+        let archives = || -> Vec<std::path::PathBuf> {
+            let mut v: Vec<_> = std::fs::read_dir(&logdir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('@'))
+                .collect();
+            v.sort();
+            v
+        };
+        eventually("every archive processed", || {
+            let a = archives();
+            a.len() >= 5 && a.iter().all(|p| p.extension().is_some_and(|e| e == "s"))
+        });
+        let mut text = String::new();
+        for archive in archives() {
+            let bytes = std::fs::read(&archive).unwrap();
+            assert_eq!(bytes.starts_with(&[0x1f, 0x8b]), compressed, "{archive:?}");
+            let plain = if compressed {
+                let out = Command::new("gzip")
+                    .args(["-dc"])
+                    .arg(&archive)
+                    .output()
+                    .unwrap();
+                String::from_utf8(out.stdout).unwrap()
+            } else {
+                String::from_utf8(bytes).unwrap()
+            };
+            text.push_str(&plain);
+        }
+        text.push_str(&std::fs::read_to_string(logdir.join("current")).unwrap());
+        let numbers: Vec<u32> = text
+            .lines()
+            .filter_map(|l| l.split_once(" line ").and_then(|(_, n)| n.parse().ok()))
+            .collect();
+        assert_eq!(
+            numbers,
+            (1..=300).collect::<Vec<_>>(),
+            "every line once, in order"
+        );
+    }
+}

@@ -21,6 +21,11 @@ pub struct LogArgs {
     /// never blocking the program (lines syslog cannot take are dropped and counted).
     #[arg(long, value_name = "FACILITY.PRIORITY", num_args = 0..=1, default_missing_value = "daemon.info")]
     pub syslog: Option<daemonic::SyslogConfig>,
+    /// A shell command run on each closed archive, outside the keeper's loop: it reads the
+    /// archive on stdin and what it writes replaces it (e.g. "zstd -q"); if it fails, the archive
+    /// is kept as it was.
+    #[arg(long, value_name = "COMMAND", requires = "log")]
+    pub log_processor: Option<String>,
     /// The syslog socket [default: /dev/log].
     #[arg(long, value_name = "PATH", requires = "syslog")]
     pub syslog_socket: Option<PathBuf>,
@@ -87,7 +92,11 @@ impl LogArgs {
     pub fn config(&self) -> Option<LogConfig> {
         let dir = self.log.as_ref()?;
         let dir = std::env::current_dir().map_or_else(|_| dir.clone(), |cwd| cwd.join(dir));
-        Some(self.options.config(&dir))
+        let config = self.options.config(&dir);
+        Some(match &self.log_processor {
+            Some(command) => config.processor(command.clone()),
+            None => config,
+        })
     }
 }
 
