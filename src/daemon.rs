@@ -63,6 +63,7 @@ pub struct Daemon {
     readiness: Readiness,
     keeper_image: Option<PathBuf>,
     log: Option<crate::log::LogConfig>,
+    log_stderr: Option<crate::log::LogConfig>,
     syslog: Option<crate::log::SyslogConfig>,
 }
 
@@ -95,6 +96,7 @@ impl Daemon {
             readiness: Readiness::Exec,
             keeper_image: None,
             log: None,
+            log_stderr: None,
             syslog: None,
         }
     }
@@ -291,6 +293,25 @@ impl Daemon {
     #[must_use]
     pub fn log(mut self, config: crate::log::LogConfig) -> Daemon {
         self.log = Some(config);
+        self
+    }
+
+    /// With [`log`](Daemon::log): keeps the streams apart, standard error in a log of its own
+    /// (its own pipe, so lines of the two are no longer ordered against each other).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, LogConfig, Policy, Program};
+    /// Daemon::new()
+    ///     .pidfile("/run/web.pid")
+    ///     .log(LogConfig::new("/var/log/web/out"))
+    ///     .log_stderr(LogConfig::new("/var/log/web/err"))
+    ///     .supervise(&Program::new("/usr/sbin/web"), Policy::new())?;
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    #[must_use]
+    pub fn log_stderr(mut self, config: crate::log::LogConfig) -> Daemon {
+        self.log_stderr = Some(config);
         self
     }
 
@@ -491,7 +512,7 @@ impl Daemon {
                     self.readiness,
                     policy,
                     self.keeper_image.clone(),
-                    self.log.clone(),
+                    [self.log.clone(), self.log_stderr.clone()],
                     self.syslog.clone(),
                 )
             }
@@ -567,6 +588,7 @@ impl Daemon {
         let (mut setup, _) = keeper_setup(launch, self.readiness, policy, true);
         setup.reexec = self.keeper_image.clone();
         setup.log = self.log.clone();
+        setup.log_stderr = self.log_stderr.clone();
         setup.syslog = self.syslog.clone();
         crate::keeper::shed_inherited_memory();
         let keeper = crate::keeper::Keeper::new(setup)
@@ -576,10 +598,10 @@ impl Daemon {
 
     /// The log directory can be created and written: found before anything forks.
     fn check_log(&self) -> Result<(), Error> {
-        match &self.log {
-            Some(config) => crate::log::Logger::open(config.clone()).map(drop),
-            None => Ok(()),
+        for config in self.log.iter().chain(self.log_stderr.iter()) {
+            crate::log::Logger::open(config.clone())?;
         }
+        Ok(())
     }
 
     /// Validation without side effects (see [`check`](Daemon::check)).
@@ -1291,6 +1313,7 @@ fn keeper_setup(
             foreground,
             reexec: None,
             log: None,
+            log_stderr: None,
             syslog: None,
         },
         kept,
@@ -1324,7 +1347,7 @@ fn keeper_in_daemon(
     readiness: Readiness,
     policy: Policy,
     image: Option<PathBuf>,
-    log: Option<crate::log::LogConfig>,
+    logs: [Option<crate::log::LogConfig>; 2],
     syslog: Option<crate::log::SyslogConfig>,
 ) -> ! {
     let status_fd = launch.status_w.as_raw_fd();
@@ -1342,7 +1365,9 @@ fn keeper_in_daemon(
         (report >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(report) });
     let (mut setup, _) = keeper_setup(launch, readiness, policy, false);
     setup.reexec = image;
+    let [log, log_stderr] = logs;
     setup.log = log;
+    setup.log_stderr = log_stderr;
     setup.syslog = syslog;
     crate::keeper::shed_inherited_memory();
     let keeper = match crate::keeper::Keeper::new(setup) {

@@ -289,6 +289,8 @@ pub(crate) struct Setup {
     pub reexec: Option<PathBuf>,
     /// Where the program's output is logged (`--log`), if anywhere.
     pub log: Option<LogConfig>,
+    /// Where its stderr is logged instead, when the streams are kept apart (`--log-stderr`).
+    pub log_stderr: Option<LogConfig>,
     /// Whether (and how) the program's output lines go to syslog too.
     pub syslog: Option<crate::log::SyslogConfig>,
 }
@@ -324,6 +326,9 @@ pub(crate) struct Keeper {
     output: Option<(OwnedFd, OwnedFd)>,
     /// The log directory the output goes to (`--log`).
     logger: Option<Logger>,
+    /// Separate streams (`--log-stderr`): the program's stderr pipe and its own log.
+    err_output: Option<(OwnedFd, OwnedFd)>,
+    err_logger: Option<Logger>,
     /// Syslog forwarding (`--syslog`).
     syslog: Option<crate::log::Syslog>,
     status_text: String,
@@ -395,22 +400,25 @@ impl Keeper {
             })?),
             None => None,
         };
+        let err_logger = match setup.log_stderr {
+            Some(config) => Some(Logger::open(config).map_err(|e| {
+                (
+                    Step::Stderr,
+                    io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            })?),
+            None => None,
+        };
+        let err_output = match &err_logger {
+            Some(_) => Some(output_pipe().map_err(|e| (Step::Stderr, e))?),
+            None => None,
+        };
         let syslog = setup
             .syslog
             .clone()
             .map(|config| crate::log::Syslog::new(config, &program_tag(&setup.spec.path, None)));
         let output = if setup.relay.is_some() || logger.is_some() || syslog.is_some() {
-            let pipe = channel::pipe().map_err(|e| (Step::Stderr, e))?;
-            // Room for bursts: a program writing faster than a moment's delay is not blocked.
-            // The read end alone is non-blocking (a pipe's ends are separate open files).
-            // SAFETY: F_SETPIPE_SZ takes a size (failure leaves the default); F_GETFL/F_SETFL
-            // on our own descriptor.
-            unsafe {
-                libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-                let fl = libc::fcntl(pipe.0.as_raw_fd(), libc::F_GETFL);
-                libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-            }
-            Some(pipe)
+            Some(output_pipe().map_err(|e| (Step::Stderr, e))?)
         } else {
             None
         };
@@ -451,6 +459,8 @@ impl Keeper {
             ready_seen: false,
             output,
             logger,
+            err_output,
+            err_logger,
             syslog,
             status_text: String::new(),
             since: now,
@@ -554,7 +564,7 @@ impl Keeper {
         fds.extend(self.notify.as_ref().map(notify::Listener::fd));
         fds.extend(self.listener.as_ref().map(AsRawFd::as_raw_fd));
         fds.extend(self.ready.as_ref().map(AsRawFd::as_raw_fd));
-        if let Some((r, w)) = &self.output {
+        for (r, w) in self.output.iter().chain(self.err_output.iter()) {
             fds.push(r.as_raw_fd());
             fds.push(w.as_raw_fd());
         }
@@ -582,6 +592,11 @@ impl Keeper {
             e.i32(w.as_raw_fd());
         });
         e.option(self.logger.as_ref(), |e, l| l.encode(e));
+        e.option(self.err_output.as_ref(), |e, (r, w)| {
+            e.i32(r.as_raw_fd());
+            e.i32(w.as_raw_fd());
+        });
+        e.option(self.err_logger.as_ref(), |e, l| l.encode(e));
         e.option(self.syslog.as_ref(), |e, s| s.encode(e));
         e.option(self.processing.as_ref(), |e, (pid, archive)| {
             e.u32(*pid);
@@ -646,6 +661,8 @@ impl Keeper {
         let ready_seen = d.bool()?;
         let output = d.option(|d| Some((owned(d.i32()?), owned(d.i32()?))))?;
         let logger = d.option(Logger::decode)?;
+        let err_output = d.option(|d| Some((owned(d.i32()?), owned(d.i32()?))))?;
+        let err_logger = d.option(Logger::decode)?;
         let syslog = d.option(crate::log::Syslog::decode)?;
         let processing = d.option(|d| {
             Some((
@@ -680,6 +697,8 @@ impl Keeper {
             ready_seen,
             output,
             logger,
+            err_output,
+            err_logger,
             syslog,
             status_text,
             since,
@@ -754,7 +773,8 @@ impl Keeper {
         const NOTIFY: usize = 2;
         const READY: usize = 3;
         const STDERR: usize = 4;
-        const CLIENTS: usize = 5;
+        const ERRORS: usize = 5;
+        const CLIENTS: usize = 6;
         let raw = |fd: Option<RawFd>| fd.unwrap_or(-1);
         let mut fds: Vec<libc::pollfd> = [
             Some(self.signals.as_raw_fd()),
@@ -765,6 +785,10 @@ impl Keeper {
             self.output
                 .as_ref()
                 .filter(|_| !self.logger.as_ref().is_some_and(Logger::is_stalled))
+                .map(|(r, _)| r.as_raw_fd()),
+            self.err_output
+                .as_ref()
+                .filter(|_| !self.err_logger.as_ref().is_some_and(Logger::is_stalled))
                 .map(|(r, _)| r.as_raw_fd()),
         ]
         .into_iter()
@@ -842,7 +866,7 @@ impl Keeper {
                 _ => None,
             })
             .collect();
-        if ready(STDERR) {
+        if ready(STDERR) || ready(ERRORS) {
             self.drain_output();
         }
         if ready(SIGNALS) {
@@ -891,8 +915,14 @@ impl Keeper {
         let child = ChildFds {
             errors: errors_w.as_raw_fd(),
             ready: ready_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
-            stderr: self.output.as_ref().map(|(_, w)| w.as_raw_fd()),
-            stdout_too: self.spec.shared_output || self.logger.is_some() || self.syslog.is_some(),
+            stderr: self
+                .err_output
+                .as_ref()
+                .or(self.output.as_ref())
+                .map(|(_, w)| w.as_raw_fd()),
+            stdout: (self.spec.shared_output || self.logger.is_some() || self.syslog.is_some())
+                .then(|| self.output.as_ref().map(|(_, w)| w.as_raw_fd()))
+                .flatten(),
             keeper: self.keeper_pid as libc::pid_t,
         };
         // SAFETY: the keeper runs one thread; the child makes system calls only, then execve or
@@ -1001,6 +1031,9 @@ impl Keeper {
             // What the program wrote before it died comes first, its last line ended.
             self.drain_output();
             if let Some(logger) = &mut self.logger {
+                logger.flush_partial(SystemTime::now());
+            }
+            if let Some(logger) = &mut self.err_logger {
                 logger.flush_partial(SystemTime::now());
             }
             if let Some(syslog) = &mut self.syslog {
@@ -1248,19 +1281,36 @@ impl Keeper {
     /// Copies what the program wrote to its output pipe to the log (or the keeper's stderr, its
     /// configured target), and to the launcher until the program is ready.
     fn drain_output(&mut self) {
-        let Some((read, _)) = &self.output else {
-            return;
-        };
-        let fd = read.as_raw_fd();
         // One buffer for the keeper's life, small: its memory is a goal.
         let mut buf = std::mem::take(&mut self.read_buf);
         buf.resize(READ_CHUNK, 0);
-        // A bounded number of reads per round, so a flood cannot starve the control socket.
+        if let Some(fd) = self.output.as_ref().map(|(r, _)| r.as_raw_fd()) {
+            self.drain_pipe(fd, &mut buf, false);
+        }
+        if let Some(fd) = self.err_output.as_ref().map(|(r, _)| r.as_raw_fd()) {
+            self.drain_pipe(fd, &mut buf, true);
+        }
+        self.read_buf = buf;
+        self.start_processor();
+        // Dropped lines are news for `status` at once, not at the next transition.
+        if self.dropped_counts() != self.published_dropped {
+            self.publish();
+        }
+    }
+
+    /// Reads one output pipe (the read end is non-blocking: EAGAIN ends it) in a bounded number
+    /// of reads, so a flood cannot starve the control socket, into its log (`stderr`: the
+    /// separate stderr log), syslog, or the keeper's stderr; and relays it to a waiting launcher.
+    fn drain_pipe(&mut self, fd: RawFd, buf: &mut [u8], stderr: bool) {
         for _ in 0..256 {
-            if self.logger.as_ref().is_some_and(Logger::is_stalled) {
+            let logger = if stderr {
+                &mut self.err_logger
+            } else {
+                &mut self.logger
+            };
+            if logger.as_ref().is_some_and(Logger::is_stalled) {
                 break;
             }
-            // The read end is non-blocking (the program's write end is not): EAGAIN ends it.
             // SAFETY: `buf` is writable for its length.
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
@@ -1268,29 +1318,23 @@ impl Keeper {
             }
             let chunk = &buf[..n as usize];
             let now = SystemTime::now();
-            if let Some(syslog) = &mut self.syslog {
-                syslog.write(chunk, now);
-            }
-            match &mut self.logger {
+            match logger {
                 Some(logger) => logger.write(chunk, now),
                 None if self.syslog.is_some() => {}
                 None => {
                     write_all(2, chunk);
                 }
             }
-            // The launcher's relay is non-blocking: a launcher that does not read never stalls the
-            // keeper; it loses its copy instead.
+            if let Some(syslog) = &mut self.syslog {
+                syslog.write(chunk, now);
+            }
+            // The launcher's relay is non-blocking: a launcher that does not read never stalls
+            // the keeper; it loses its copy instead.
             if let Some(relay) = &self.relay
                 && !write_all(relay.as_raw_fd(), chunk)
             {
                 self.relay = None;
             }
-        }
-        self.read_buf = buf;
-        self.start_processor();
-        // Dropped lines are news for `status` at once, not at the next transition.
-        if self.dropped_counts() != self.published_dropped {
-            self.publish();
         }
     }
 
@@ -1737,8 +1781,9 @@ struct ChildFds {
     errors: RawFd,
     ready: Option<RawFd>,
     stderr: Option<RawFd>,
-    /// Standard output goes through the same pipe (one file, or the log: order kept).
-    stdout_too: bool,
+    /// The pipe standard output goes through (the same as stderr's for one file or one log,
+    /// so their order is kept), if it goes through the keeper.
+    stdout: Option<RawFd>,
     keeper: libc::pid_t,
 }
 
@@ -1769,16 +1814,15 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-    if let Some(fd) = fds.stderr {
-        if let Err(e) = fds::dup2(fd, 2) {
-            fail(Step::Stderr, e);
-        }
-        // Both streams to one file: one pipe keeps their order.
-        if fds.stdout_too
-            && let Err(e) = fds::dup2(fd, 1)
-        {
-            fail(Step::Stdout, e);
-        }
+    if let Some(fd) = fds.stderr
+        && let Err(e) = fds::dup2(fd, 2)
+    {
+        fail(Step::Stderr, e);
+    }
+    if let Some(fd) = fds.stdout
+        && let Err(e) = fds::dup2(fd, 1)
+    {
+        fail(Step::Stdout, e);
     }
     if let (Some(fd), Readiness::Fd(target)) = (fds.ready, spec.readiness)
         && let Err(e) = fds::dup2(fd, target).and_then(|()| fds::set_cloexec(target, false))
@@ -2142,4 +2186,19 @@ fn program_tag(path: &CString, pid: Option<u32>) -> String {
         tag.push(']');
     }
     tag
+}
+
+/// A pipe for the program's output: room for bursts (a program writing faster than a moment's
+/// delay is not blocked), and a non-blocking read end (a pipe's ends are separate open files, so
+/// the program's end stays blocking).
+fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let pipe = channel::pipe()?;
+    // SAFETY: F_SETPIPE_SZ takes a size (failure leaves the default); F_GETFL/F_SETFL on our own
+    // descriptor.
+    unsafe {
+        libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+        let fl = libc::fcntl(pipe.0.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    Ok(pipe)
 }

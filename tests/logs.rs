@@ -649,3 +649,50 @@ fn a_processor_runs_on_each_closed_archive() {
         );
     }
 }
+
+/// `--log-stderr`: the streams apart, each in its own log, each whole across restarts.
+#[test]
+fn separate_streams_go_to_their_own_logs() {
+    let sandbox = Sandbox::new();
+    let (out, err) = (sandbox.path("out"), sandbox.path("err"));
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "both.sh",
+        &format!(
+            "n=$(( $(cat {c} 2>/dev/null || echo 0) + 1 )); echo $n > {c}\necho \"to stdout $n\"\necho \"to stderr $n\" >&2\nif [ $n -ge 3 ]; then echo done > {f}; exec \"$SLEEP\" 300; fi\nexit 1",
+            c = sandbox.path("count").display(),
+            f = fifo.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--log",
+        out.to_str().unwrap(),
+        "--log-stderr",
+        err.to_str().unwrap(),
+        "--restart",
+        "always",
+        "--stable-after",
+        "0",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fifo.line(WAIT), "done");
+    eventually("the third stderr line", || {
+        log_lines_now(&err).iter().any(|l| l == "to stderr 3")
+    });
+    let out_lines: Vec<String> = log_lines(&out)
+        .into_iter()
+        .filter(|l| l.starts_with("to "))
+        .collect();
+    let err_lines: Vec<String> = log_lines(&err)
+        .into_iter()
+        .filter(|l| l.starts_with("to "))
+        .collect();
+    assert_eq!(out_lines, ["to stdout 1", "to stdout 2", "to stdout 3"]);
+    assert_eq!(err_lines, ["to stderr 1", "to stderr 2", "to stderr 3"]);
+}

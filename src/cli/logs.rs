@@ -21,6 +21,10 @@ pub struct LogArgs {
     /// never blocking the program (lines syslog cannot take are dropped and counted).
     #[arg(long, value_name = "FACILITY.PRIORITY", num_args = 0..=1, default_missing_value = "daemon.info")]
     pub syslog: Option<daemonic::SyslogConfig>,
+    /// Keep stderr apart: its lines go into a log directory of their own (stdout stays in
+    /// --log DIR; lines of the two are then no longer ordered against each other).
+    #[arg(long, value_name = "DIR", requires = "log")]
+    pub log_stderr: Option<PathBuf>,
     /// A shell command run on each closed archive, outside the keeper's loop: it reads the
     /// archive on stdin and what it writes replaces it (e.g. "zstd -q"); if it fails, the archive
     /// is kept as it was.
@@ -79,6 +83,17 @@ impl LogOptions {
 }
 
 impl LogArgs {
+    /// The stderr log's configuration, if the streams are kept apart.
+    pub fn stderr_config(&self) -> Option<LogConfig> {
+        let dir = self.log_stderr.as_ref()?;
+        let dir = std::env::current_dir().map_or_else(|_| dir.clone(), |cwd| cwd.join(dir));
+        let config = self.options.config(&dir);
+        Some(match &self.log_processor {
+            Some(command) => config.processor(command.clone()),
+            None => config,
+        })
+    }
+
     /// The syslog configuration, if `--syslog` was given.
     pub fn syslog(&self) -> Option<daemonic::SyslogConfig> {
         let config = self.syslog.clone()?;

@@ -257,6 +257,9 @@ impl ServiceArgs {
             }
             daemon = daemon.log(config);
         }
+        if let Some(config) = self.log.stderr_config() {
+            daemon = daemon.log_stderr(config);
+        }
         if let Some(config) = self.log.syslog() {
             daemon = daemon.syslog(config);
         }
