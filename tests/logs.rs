@@ -696,3 +696,92 @@ fn separate_streams_go_to_their_own_logs() {
     assert_eq!(out_lines, ["to stdout 1", "to stdout 2", "to stdout 3"]);
     assert_eq!(err_lines, ["to stderr 1", "to stderr 2", "to stderr 3"]);
 }
+
+/// Root only: `--log-blocking` on a full disk: nothing is dropped; the program is held back
+/// (its pipe fills) until space returns, then every line is there.
+#[test]
+fn blocking_mode_holds_the_program_back_and_loses_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let mount = sandbox.path("small");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mount)
+        .output()
+        .unwrap();
+    if !mounted.status.success() {
+        eprintln!("skipped: cannot mount tmpfs here");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let filler = mount.join("filler");
+    std::fs::write(&filler, vec![0u8; 216 << 10]).unwrap();
+    let logdir = mount.join("log");
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    // 20,000 lines of ~100 bytes: far more than the pipe and the disk hold together.
+    let program = script(
+        &sandbox,
+        "burst.sh",
+        &format!(
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo \"line $i ..........................................................................\"; done\necho finished > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--log",
+        logdir.to_str().unwrap(),
+        "--log-blocking",
+        "--log-size",
+        "1M",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    // Held back: it cannot finish while the disk is full.
+    assert_eq!(
+        fifo.try_line(Duration::from_millis(500)),
+        None,
+        "the program was not held back"
+    );
+    // Space returns (the 2 MB burst needs more than the 256 KiB disk: make it bigger).
+    std::fs::remove_file(&filler).unwrap();
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,size=8m"])
+        .arg(&mount)
+        .output()
+        .unwrap();
+    assert!(remounted.status.success());
+    assert_eq!(fifo.line(WAIT), "finished");
+    eventually("the last line", || {
+        log_lines_now(&logdir)
+            .iter()
+            .any(|l| l.starts_with("line 20000 "))
+    });
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "d"]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+    let numbers: Vec<u32> = log_lines(&logdir)
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("line ")
+                .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=20000).collect::<Vec<_>>(),
+        "every line once, in order, none dropped"
+    );
+}
