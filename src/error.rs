@@ -185,6 +185,9 @@ pub enum ErrorKind {
     NotRunning,
     /// The daemon started but failed, exited or timed out before it was ready.
     NotReady,
+    /// The wait was interrupted by this signal (Ctrl-C: `SIGINT`); the half-started daemon was
+    /// stopped.
+    Interrupted(i32),
     /// Any other operating-system failure.
     Os,
 }

@@ -192,6 +192,8 @@ enum Event {
     ChannelClosed,
     ReadyFdClosed,
     Errno(i32),
+    /// The launcher itself got this signal (Ctrl-C, TERM, HUP).
+    Interrupted(i32),
     Exited(Option<i32>),
     Timeout,
 }
@@ -208,6 +210,14 @@ fn next(state: State, event: Event, mode: Mode, ctx: &Context, timeout: Duration
             executed: false,
         },
         (_, E::StepFailed(step, errno)) => S::Failed(ctx.error(step, errno)),
+        (S::Forked | S::Starting { .. }, E::Interrupted(signal)) => S::Failed(Error::new(
+            ErrorKind::Interrupted(signal),
+            Step::Wait,
+            format!(
+                "interrupted by SIG{} while waiting for readiness; stopped the half-started daemon",
+                signal_name(signal)
+            ),
+        )),
         (S::Forked, E::ChannelClosed | E::Exited(_) | E::KeeperGone) => {
             not_ready("the daemon's first child exited before the daemon started".into())
         }
@@ -354,8 +364,13 @@ impl Launcher {
         let mut ignored = 0;
         // SAFETY: waitpid on our own child, with a valid status pointer.
         unsafe { libc::waitpid(self.child1, &mut ignored, 0) };
-        let mut deadline = Instant::now() + self.timeout;
+        let mut deadline = Instant::now()
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86400));
         let mut state = State::Forked;
+        // Ctrl-C, TERM or HUP while waiting stop the half-started daemon rather than leave it:
+        // taken through a signalfd for the wait, and the mask restored after.
+        let interrupts = Interrupts::block();
         loop {
             state = match state {
                 State::Ready { .. } | State::Failed(_) => break,
@@ -372,12 +387,14 @@ impl Launcher {
                 );
                 continue;
             }
-            let events = self.poll(deadline - now, on_progress, &mut deadline);
+            let mut events = self.poll(deadline - now, on_progress, &mut deadline, &interrupts);
+            events.extend(interrupts.take());
             for event in events {
                 state = next(state, event, self.mode, &self.context, self.timeout);
             }
         }
         self.relay_stderr();
+        drop(interrupts);
         match state {
             State::Ready { pid } => Ok((self.daemon.as_ref().map_or(pid, Process::pid), pid)),
             State::Failed(err) => {
@@ -410,6 +427,7 @@ impl Launcher {
         timeout: Duration,
         on_progress: &mut dyn FnMut(Progress<'_>),
         deadline: &mut Instant,
+        interrupts: &Interrupts,
     ) -> Vec<Event> {
         const STATUS: usize = 0;
         const RELAY: usize = 1;
@@ -426,6 +444,7 @@ impl Launcher {
                 .as_ref()
                 .and_then(Process::pidfd)
                 .map(AsRawFd::as_raw_fd),
+            interrupts.fd(),
         ]
         .map(|fd| libc::pollfd {
             fd: fd_of(fd),
@@ -571,7 +590,7 @@ impl Launcher {
                 self.relay = None;
                 return;
             }
-            let _ = io::stderr().write_all(&buf[..n as usize]);
+            let _ = io::stderr().write_all(&escape_controls(&buf[..n as usize]));
         }
     }
 
@@ -641,8 +660,14 @@ impl Launcher {
 
     /// TERM to the daemon and its process group, KILL after a grace period. A keeper stops its
     /// whole service on TERM (by its own schedule) and removes what it wrote; it gets that long.
+    /// A daemon whose pid never arrived is reached through its process group (the first child's
+    /// pid): it cannot have been reused while a member lives.
     fn stop_half_started(&self) {
-        let Some(daemon) = &self.daemon else { return };
+        let Some(daemon) = &self.daemon else {
+            // SAFETY: kill has no memory effects; see above for the group's identity.
+            unsafe { libc::kill(-self.child1, libc::SIGKILL) };
+            return;
+        };
         if self.mode == Mode::Keeper {
             let _ = daemon.signal(libc::SIGTERM);
             if !daemon.wait_exit(KEEPER_GRACE) {
@@ -716,5 +741,95 @@ fn exit_status(daemon: &Process) -> Option<i32> {
     {
         let _ = daemon;
         None
+    }
+}
+
+/// The signals that interrupt a waiting launcher (Ctrl-C, TERM, HUP), blocked and taken through a
+/// signalfd while it waits; the previous mask comes back on drop. Where that cannot be set up,
+/// the signals keep their usual effect.
+///
+/// References: signalfd(2), sigprocmask(2).
+struct Interrupts {
+    fd: Option<OwnedFd>,
+    old: libc::sigset_t,
+}
+
+impl Interrupts {
+    const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+    fn block() -> Interrupts {
+        // SAFETY: sigset operations on local sets; sigprocmask and signalfd read them and write
+        // only `old`; the new descriptor is owned below.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for signal in Interrupts::SIGNALS {
+                libc::sigaddset(&mut set, signal);
+            }
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) != 0 {
+                return Interrupts { fd: None, old };
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            let fd = (fd >= 0).then(|| <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd));
+            Interrupts { fd, old }
+        }
+    }
+
+    fn fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// The interrupt received, if any.
+    fn take(&self) -> Option<Event> {
+        let fd = self.fd.as_ref()?;
+        let mut info = [0u8; 128];
+        // SAFETY: `info` is writable for its length (one signalfd_siginfo).
+        let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+        (n == info.len() as isize)
+            .then(|| Event::Interrupted(i32::from_ne_bytes([info[0], info[1], info[2], info[3]])))
+    }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in `block`.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// What a daemon wrote, for the admin's terminal: control bytes other than newline and tab shown
+/// escaped (`\x1b`), as `systemctl status` does, so a daemon cannot send escape sequences to
+/// the terminal of whoever started it.
+pub(crate) fn escape_controls(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let is_control = |b: u8| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
+    if !bytes.iter().any(|&b| is_control(b)) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    for &b in bytes {
+        if is_control(b) {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
+        } else {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_are_shown_escaped() {
+        assert_eq!(&*escape_controls(b"plain\ttext\n"), b"plain\ttext\n");
+        assert_eq!(&*escape_controls(b"\x1b[2Jred\x07"), b"\\x1b[2Jred\\x07");
     }
 }

@@ -1038,3 +1038,64 @@ fn systemd_notify_works_unchanged() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert!(stderr(&output).contains("serving"), "{}", stderr(&output));
 }
+
+/// A closed stdout or stderr never aborts a command and never orphans a daemon: `list | head`
+/// ends quietly with 0, and a `start` whose stderr is closed still starts (and reports) fully.
+#[test]
+fn closed_stdout_and_stderr_end_quietly_and_orphan_nothing() {
+    let sandbox = Sandbox::new();
+    for name in ["a", "b", "c"] {
+        start_sleeper(&sandbox, name, &[]);
+    }
+    // `daemonic list | head -1`: stdout closed after one line.
+    let mut list = daemonic(&sandbox)
+        .args(["list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(list.stdout.take());
+    let output = list.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+    // `start … 2>&1 | true`: stderr closed; the program writes to stderr before it is ready.
+    let program = script(
+        &sandbox,
+        "noisy.sh",
+        "echo 'starting up' >&2\n\"$DAEMONIC\" notify 'STATUS=warming'\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+    );
+    let mut start = daemonic(&sandbox)
+        .args(["start", "-n", "noisy", "--notify", "--", &program])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(start.stderr.take());
+    assert_eq!(start.wait().unwrap().code(), Some(0));
+    let status = run(daemonic(&sandbox).args(["status", "-n", "noisy", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "ready", "{json}");
+}
+
+/// Text from the daemon (its stderr before readiness, its STATUS= lines) reaches the admin's
+/// terminal with control characters escaped.
+#[test]
+fn text_from_the_daemon_is_shown_with_control_characters_escaped() {
+    let sandbox = Sandbox::new();
+    let program = script(
+        &sandbox,
+        "evil.sh",
+        "printf 'clear \\033[2J bell \\007\\n' >&2\n\"$DAEMONIC\" notify \"$(printf 'STATUS=title \\033]0;pwned\\007')\"\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+    );
+    let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("clear \\x1b[2J bell \\x07"), "{err:?}");
+    assert!(err.contains("title \\u{1b}]0;pwned\\u{7}"), "{err:?}");
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d"]));
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !shown.contains('\u{1b}') && shown.contains("pwned"),
+        "{shown:?}"
+    );
+}

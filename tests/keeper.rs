@@ -971,3 +971,65 @@ fn non_utf8_arguments_pass_through_unchanged() {
     started(&mut fifo);
     assert_eq!(std::fs::read(sandbox.path("arg")).unwrap(), b"caf\xe9-\xff");
 }
+
+/// Ctrl-C (or TERM, HUP) to a `start` that waits for readiness stops the half-started service
+/// and leaves nothing: no process, no pidfile, no record. The exit status is 128 + the signal.
+#[test]
+fn interrupting_a_waiting_start_leaves_nothing() {
+    for (signal, name) in [
+        (libc::SIGINT, "int"),
+        (libc::SIGTERM, "term"),
+        (libc::SIGHUP, "hup"),
+    ] {
+        let sandbox = Sandbox::new();
+        let mut fifo = Fifo::new(sandbox.path("events"));
+        let program = script(
+            &sandbox,
+            "never.sh",
+            &format!(
+                "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+                fifo.path.display()
+            ),
+        );
+        let mut launcher = ChildGuard(
+            daemonic(&sandbox)
+                .args(["start", "-n", name, "--notify", "--", &program])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        started(&mut fifo);
+        kill(launcher.id(), signal);
+        let status = launcher.0.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + signal), "{name}");
+        let mut err = String::new();
+        use std::io::Read;
+        launcher
+            .0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(err.contains("interrupted by SIG"), "{err}");
+        assert_eq!(
+            sandbox.processes(),
+            Vec::<u32>::new(),
+            "{name}: nothing left running"
+        );
+        let pidfile = pidfile(&sandbox, name);
+        for leftover in [
+            pidfile.clone(),
+            sandbox.path("run").join(format!("{name}.pid.status")),
+            sandbox.path("run").join(format!("{name}.pid.sock")),
+        ] {
+            assert!(!leftover.exists(), "{name}: {leftover:?} left behind");
+        }
+        let (code, json) = status_json(&sandbox, name);
+        assert_eq!(
+            (code, json["state"].as_str()),
+            (3, Some("stopped")),
+            "{json}"
+        );
+    }
+}

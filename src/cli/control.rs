@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use daemonic::stop::{self, Schedule, Stopped};
 
-use super::{Failure, Target};
+use super::{Failure, Target, say};
 
 /// Stop a service: its keeper runs the schedule against the program, its process group and
 /// every process beneath it until nothing is left, then removes the pidfile and exits. (A
@@ -99,7 +99,7 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
     };
     match stop::stop(&pidfile, &schedule).map_err(|e| Failure::from_library(&e))? {
         Stopped::Stopped(_) => {}
-        Stopped::NotRunning(stale) => eprintln!(
+        Stopped::NotRunning(stale) => say!(
             "daemonic stop: {} is not running{}",
             args.target.label(),
             if stale {

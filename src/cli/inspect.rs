@@ -9,7 +9,7 @@ use daemonic::stop::{Holder, holder};
 use daemonic::{Exit, ServiceState, ServiceStatus};
 use serde::Serialize;
 
-use super::{Failure, rundir};
+use super::{Failure, escape, rundir, show};
 
 const STATUS_HELP: &str = "\
 Examples:
@@ -237,27 +237,27 @@ impl Report {
             .map_or(String::new(), |k| format!(", keeper {k}"));
         match self.state {
             "starting" | "running" | "ready" | "stopping" => {
-                println!("{label} is {} (pid {pid}, up {up}{keeper})", self.state)
+                show!("{label} is {} (pid {pid}, up {up}{keeper})", self.state)
             }
-            "backoff" => println!(
+            "backoff" => show!(
                 "{label} is between restarts: next start in {:.1}s{keeper}",
                 self.next_restart_in_secs.unwrap_or(0.0)
             ),
             "exited" | "stopped" | "failed" => {
                 let why = self.reason.map_or(String::new(), |r| format!(": {r}"));
-                println!("{label} is not running ({}{why})", self.state)
+                show!("{label} is not running ({}{why})", self.state)
             }
-            "dead" => println!(
+            "dead" => show!(
                 "{label} is dead (pid {pid} gone); its pidfile {} is left",
                 self.pidfile.display()
             ),
-            _ => println!(
+            _ => show!(
                 "{label}: unknown ({})",
                 self.problem.as_deref().unwrap_or("?")
             ),
         }
         if let Some(command) = &self.command {
-            println!("  command: {command}");
+            show!("  command: {command}");
         }
         if self.restarts > 0 || self.last_exit.is_some() {
             let last = self.last_exit.as_ref().map_or(String::new(), |e| {
@@ -268,40 +268,26 @@ impl Report {
                 };
                 format!(", last exit: {how} after {:.1}s", e.after_secs)
             });
-            println!("  restarts: {}{last}", self.restarts);
+            show!("  restarts: {}{last}", self.restarts);
         }
         if let Some(text) = &self.status_text {
-            println!("  status: {}", escape(text));
+            show!("  status: {}", escape(text));
         }
         if let Some(dir) = &self.log_dir {
             let dropped = match self.log_dropped {
                 Some(n) if n > 0 => format!(" ({n} lines dropped: disk full)"),
                 _ => String::new(),
             };
-            println!("  log: {}{dropped}", dir.display());
+            show!("  log: {}{dropped}", dir.display());
         }
     }
-}
-
-/// Control characters shown escaped, as `systemctl status` does: text that comes from the
-/// program must not drive the admin's terminal.
-fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     let pidfile = args.target.pidfile()?;
     let report = Report::of(args.target.name.clone(), &pidfile);
     if args.json {
-        println!(
+        show!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| Failure::new(1, e.to_string()))?
         );
@@ -341,18 +327,22 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         })
         .collect();
     if args.json {
-        println!(
+        show!(
             "{}",
             serde_json::to_string_pretty(&reports).map_err(|e| Failure::new(1, e.to_string()))?
         );
         return Ok(0);
     }
-    println!(
+    show!(
         "{:<20} {:<9} {:>8} {:>8} {:>10}  COMMAND",
-        "NAME", "STATE", "PID", "RESTARTS", "UPTIME"
+        "NAME",
+        "STATE",
+        "PID",
+        "RESTARTS",
+        "UPTIME"
     );
     for r in &reports {
-        println!(
+        show!(
             "{:<20} {:<9} {:>8} {:>8} {:>10}  {}",
             r.label(),
             r.state,

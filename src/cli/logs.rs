@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use daemonic::{LogConfig, Logger, ServiceStatus, Stamp};
 
-use super::{Failure, Target};
+use super::{Failure, Target, say};
 
 /// Where and how the program's output is logged.
 #[derive(Debug, Clone, Args)]
@@ -202,7 +202,7 @@ pub fn logger(args: &LoggerArgs) -> Result<u8, Failure> {
     }
     log.flush_partial(SystemTime::now());
     if log.dropped() > 0 {
-        eprintln!(
+        say!(
             "daemonic logger: {} lines dropped (disk full)",
             log.dropped()
         );

@@ -87,6 +87,51 @@ struct CompletionsArgs {
 #[derive(Debug, Args)]
 struct ManArgs {}
 
+/// Writes a line to stderr. A closed stderr (`start … 2>&1 | true`) is no reason to abort: the
+/// command goes on (a launcher that died mid-wait would leave a half-started daemon).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes a line to stdout; when stdout is closed (`daemonic list | head -1`), ends the command
+/// quietly with status 0, as ripgrep and fd do.
+macro_rules! show {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::cli::closed_stdout(&err);
+        }
+    }};
+}
+
+pub(crate) use {say, show};
+
+/// A write to stdout failed: quietly done if the reader left, else a message.
+pub fn closed_stdout(err: &std::io::Error) -> ! {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    say!("daemonic: stdout: {err}");
+    std::process::exit(1)
+}
+
+/// Text that came from a daemon (`STATUS=`, its command line), shown with control characters
+/// escaped, as `systemctl status` does: a daemon must not drive the admin's terminal.
+pub fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// A failure of this layer: the exit code and one line for stderr.
 #[derive(Debug)]
 pub struct Failure {
@@ -119,6 +164,7 @@ impl Failure {
             K::PermissionDenied => 4,
             K::NotInstalled => 5,
             K::NotRunning => 7,
+            K::Interrupted(signal) => (128 + signal.clamp(0, 127)) as u8,
             _ => 1,
         };
         Failure::new(code, err.to_string())
@@ -127,6 +173,11 @@ impl Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Man(_) | Command::Completions(_)) {
+        // Written straight to stdout by clap: a closed pipe ends them quietly.
+        // SAFETY: SIG_DFL has no handler to run.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let (verb, result) = match cli.command {
         Command::Start(args) => ("start", start::run(&args)),
         Command::Run(args) => ("run", start::foreground(&args)),
@@ -155,7 +206,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("daemonic {verb}: {}", failure.message);
+            say!("daemonic {verb}: {}", failure.message);
             ExitCode::from(failure.code)
         }
     }

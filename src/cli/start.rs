@@ -10,7 +10,7 @@ use daemonic::{
     Daemon, Environment, ErrorKind, Policy, Program, Progress, Readiness, Restart, Stdio,
 };
 
-use super::{Failure, Target, rundir};
+use super::{Failure, Target, rundir, say};
 
 const START_EXAMPLES: &str = "\
 Examples:
@@ -350,7 +350,7 @@ pub fn run(args: &StartArgs) -> Result<u8, Failure> {
     let result =
         daemon.supervise_with(&args.service.program(), args.service.policy(), |progress| {
             if let Progress::Status(status) = progress {
-                eprintln!("daemonic start: {label}: {status}");
+                say!("daemonic start: {label}: {}", super::escape(status));
             }
         });
     match result {
@@ -358,7 +358,7 @@ pub fn run(args: &StartArgs) -> Result<u8, Failure> {
         Err(err) => {
             if let ErrorKind::AlreadyRunning(pid) = err.kind() {
                 let pid = pid.map_or_else(|| "being started".to_string(), |p| format!("pid {p}"));
-                eprintln!("daemonic start: {label} is already running ({pid})");
+                say!("daemonic start: {label} is already running ({pid})");
                 return Ok(0);
             }
             Err(Failure::from_library(&err))
