@@ -503,6 +503,7 @@ impl Daemon {
         let checked = self.validate()?;
         let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
         self.check_log()?;
+        self.check_socket_path()?;
         let mut launch = self.acquire(checked, Some(resolved), true)?;
         match fork_daemon(&mut launch)? {
             Fork::Daemon(ends) => {
@@ -575,6 +576,7 @@ impl Daemon {
         let checked = self.validate()?;
         let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
         self.check_log()?;
+        self.check_socket_path()?;
         let mut launch = self.acquire(checked, Some(resolved), true)?;
         // Nobody waits on the channels in the foreground.
         drop(launch.ends.take());
@@ -594,6 +596,27 @@ impl Daemon {
         let keeper = crate::keeper::Keeper::new(setup)
             .map_err(|(step, err)| Error::os(step, context.subject(step), err))?;
         Ok(keeper.run())
+    }
+
+    /// The keeper's control socket (`PIDFILE.sock`) must fit in a Unix socket address.
+    fn check_socket_path(&self) -> Result<(), Error> {
+        let Some(pidfile) = &self.pidfile else {
+            return Ok(());
+        };
+        let socket = crate::control::socket_path(pidfile);
+        // sun_path holds 108 bytes with the terminating NUL.
+        let len = socket.as_os_str().len();
+        if len > 107 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Pidfile,
+                format!(
+                    "pidfile {}: too long a path for its keeper's socket beside it ({len} bytes with .sock; at most 107): choose a shorter run directory or pidfile",
+                    pidfile.display()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The log directory can be created and written: found before anything forks.
@@ -778,10 +801,19 @@ impl Daemon {
                 if !environment.sets("NOTIFY_SOCKET") {
                     environment = environment.remove("NOTIFY_SOCKET");
                 }
-                let extra: Vec<(&str, &OsStr)> = listener
+                let mut extra: Vec<(&str, &OsStr)> = listener
                     .iter()
                     .map(|l| ("NOTIFY_SOCKET", OsStr::new(l.address())))
                     .collect();
+                // Running as a user: that user's HOME, USER and LOGNAME, as su and OpenRC set
+                // them, unless given explicitly (the launcher's would be root's).
+                if let Some((name, home)) = checked.creds.as_ref().and_then(|c| c.login.as_ref()) {
+                    for (key, value) in [("HOME", home), ("USER", name), ("LOGNAME", name)] {
+                        if !environment.sets(key) {
+                            extra.push((key, value.as_os_str()));
+                        }
+                    }
+                }
                 let envp = environment.to_envp(&extra)?;
                 Some(ExecPlan {
                     argv_ptrs: program::pointer_array(&resolved.argv),
@@ -812,6 +844,7 @@ impl Daemon {
                 Readiness::Fd(fd) if keeper => Some(fd),
                 _ => ready_target,
             },
+            readiness: self.readiness,
         };
         let (relay_r, relay_w) = relay.map_or((None, None), |(r, w)| (Some(r), Some(w)));
         let (ready_r, ready_w) = ready_pipe.map_or((None, None), |(r, w)| (Some(r), Some(w)));

@@ -38,6 +38,8 @@ pub(crate) struct Credentials {
     pub user_label: String,
     /// The group as the caller named it (or the user's primary group), for messages.
     pub group_label: String,
+    /// The user's login name and home directory, for `USER`, `LOGNAME` and `HOME`.
+    pub login: Option<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 /// A passwd entry's fields we need.
@@ -45,6 +47,7 @@ struct Passwd {
     name: CString,
     uid: libc::uid_t,
     gid: libc::gid_t,
+    home: CString,
 }
 
 /// Resolves `user` and `group` (names or numeric ids) and the supplementary groups.
@@ -73,6 +76,13 @@ pub(crate) fn resolve(
         groups: supplementary,
         user_label: user.unwrap_or_default().to_string(),
         group_label,
+        login: passwd.as_ref().map(|pw| {
+            use std::os::unix::ffi::OsStrExt;
+            (
+                std::ffi::OsStr::from_bytes(pw.name.as_bytes()).to_owned(),
+                std::ffi::OsStr::from_bytes(pw.home.as_bytes()).to_owned(),
+            )
+        }),
     }))
 }
 
@@ -147,10 +157,17 @@ fn with_buffer(
         }
         // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
         let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned();
+        let home = if pwd.pw_dir.is_null() {
+            CString::default()
+        } else {
+            // SAFETY: a non-null pw_dir points to a NUL-terminated string inside `buf`.
+            unsafe { CStr::from_ptr(pwd.pw_dir) }.to_owned()
+        };
         return Ok(Some(Passwd {
             name,
             uid: pwd.pw_uid,
             gid: pwd.pw_gid,
+            home,
         }));
     }
 }

@@ -152,6 +152,8 @@ impl Spec {
                 groups,
                 user_label: String::from_utf8_lossy(d.bytes()?).into_owned(),
                 group_label: String::from_utf8_lossy(d.bytes()?).into_owned(),
+                // Only needed while the environment is built, before the first fork.
+                login: None,
             })
         })?;
         let workdir = cstring(d.bytes()?)?;

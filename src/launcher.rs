@@ -105,6 +105,8 @@ pub(crate) struct Context {
     pub group: Option<(String, libc::gid_t)>,
     pub stdio: [Stdio; 3],
     pub ready_fd: Option<RawFd>,
+    /// How the program was to say it is ready, for the timeout's message.
+    pub readiness: Readiness,
 }
 
 impl Context {
@@ -287,8 +289,19 @@ fn next(state: State, event: Event, mode: Mode, ctx: &Context, timeout: Duration
             } else {
                 "daemon"
             };
+            let expected = match (mode, ctx.readiness) {
+                (Mode::Handle, _) => " (it was to call Running::ready())".to_string(),
+                (_, Readiness::Notify) => {
+                    " (it was to send READY=1 to $NOTIFY_SOCKET: does it speak sd_notify?)"
+                        .to_string()
+                }
+                (_, Readiness::Fd(fd)) => format!(
+                    " (it was to write a newline to descriptor {fd}: does it speak s6 readiness?)"
+                ),
+                _ => String::new(),
+            };
             not_ready(format!(
-                "{who} (pid {pid}) was not ready after {:.1}s; stopped it",
+                "{who} (pid {pid}) was not ready after {:.1}s; stopped it{expected}",
                 timeout.as_secs_f64()
             ))
         }

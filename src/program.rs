@@ -113,6 +113,7 @@ impl Program {
                 meta.permissions().mode() & 0o7777
             )));
         }
+        check_interpreter(&on_disk, root, self).map_err(not_installed)?;
         // A relative path stays relative to the daemon's working directory after chdir; make it
         // absolute against the launcher's, where it was checked.
         let exec_path = if path.is_absolute() || root.is_some() {
@@ -130,6 +131,41 @@ impl Program {
             path: cstring(exec_path.as_os_str())?,
             argv,
         })
+    }
+}
+
+/// A script's `#!` interpreter must exist and be executable, or exec fails with a bare "No such
+/// file or directory" that names the script: name the interpreter instead.
+fn check_interpreter(script: &Path, root: Option<&Path>, program: &Program) -> Result<(), String> {
+    use std::io::Read;
+    let _ = program;
+    let mut head = [0u8; 256];
+    let Ok(mut file) = std::fs::File::open(script) else {
+        return Ok(());
+    };
+    let n = file.read(&mut head).unwrap_or(0);
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return Ok(());
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
+    let Some(interpreter) = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .find(|word| !word.is_empty())
+    else {
+        return Ok(());
+    };
+    let interpreter = Path::new(OsStr::from_bytes(interpreter));
+    let on_disk = match root {
+        Some(root) => root.join(interpreter.strip_prefix("/").unwrap_or(interpreter)),
+        None => interpreter.to_path_buf(),
+    };
+    match std::fs::metadata(&on_disk) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        _ => Err(format!(
+            "{} starts with #!{}, and that interpreter is missing (install it, or fix the #! line)",
+            script.display(),
+            interpreter.display()
+        )),
     }
 }
 

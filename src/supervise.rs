@@ -177,6 +177,9 @@ impl Policy {
     }
 }
 
+/// The least time given to a `KILL` to take effect before a stop reports what is still alive.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
 /// Where the keeper stands. Kept apart from the public [`ServiceState`] because a stop's
 /// intention and schedule position are part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -603,12 +606,20 @@ impl Machine {
         self.run_schedule(then, 0, now)
     }
 
-    /// Runs the schedule from `step` until a wait (deadline set) or its end.
+    /// Runs the schedule from `step` until a wait (deadline set) or its end. A wait that follows
+    /// a `KILL` lasts at least [`KILL_GRACE`]: the kernel needs a moment to end a process, and a
+    /// schedule such as `TERM/0/KILL/0` must not report failure for a process about to die.
     fn run_schedule(&mut self, then: Then, step: usize, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
         let mut step = step;
         while let Some(action) = self.schedule.actions().get(step).copied() {
             step += 1;
+            let after_kill = step >= 2
+                && self.schedule.actions().get(step - 2) == Some(&Action::Signal(libc::SIGKILL));
+            let action = match action {
+                Action::Wait(d) if after_kill => Action::Wait(d.max(KILL_GRACE)),
+                other => other,
+            };
             match action {
                 Action::Signal(signal) => {
                     // Only a signal sent while the program runs explains its death; the
@@ -1118,6 +1129,19 @@ mod tests {
         assert_eq!(m.state(), ServiceState::Stopping);
         m.on(exit(0), t + Duration::from_secs(3));
         assert_eq!(m.state(), ServiceState::Stopped);
+    }
+
+    #[test]
+    fn a_kill_gets_a_moment_even_in_a_schedule_with_no_wait() {
+        let (mut m, t) = machine(Policy::new());
+        let schedule: Schedule = "0".parse().unwrap();
+        m.on(Event::Stop(schedule), t);
+        // TERM/0/KILL/0: TERM, no wait, KILL, then at least the grace before an overrun.
+        assert_eq!(m.deadline(), Some(t));
+        let effects = m.on(Event::Timer, t);
+        assert_eq!(effects[0], Effect::Signal(libc::SIGKILL, Target::Service));
+        assert_eq!(m.deadline(), Some(t + KILL_GRACE));
+        assert!(!m.overrun());
     }
 
     #[test]

@@ -1099,3 +1099,80 @@ fn text_from_the_daemon_is_shown_with_control_characters_escaped() {
         "{shown:?}"
     );
 }
+
+/// Messages say what the user needs: a too-long name says so, a readiness timeout names the
+/// protocol, a missing #! interpreter is named, a pidfile too long for its socket says so.
+#[test]
+fn messages_name_the_cause() {
+    let sandbox = Sandbox::new();
+    let long = "x".repeat(201);
+    let output = run(daemonic(&sandbox).args(["status", "-n", &long]));
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("201 bytes long; at most 200"),
+        "{}",
+        stderr(&output)
+    );
+
+    let silent = script(&sandbox, "silent.sh", "exec \"$SLEEP\" 300");
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "t",
+        "--notify",
+        "--ready-timeout",
+        "0.3",
+        "--",
+        &silent,
+    ]));
+    assert_eq!(code(&output), 1);
+    assert!(
+        stderr(&output).contains("send READY=1 to $NOTIFY_SOCKET"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "f",
+        "--ready-fd",
+        "4",
+        "--ready-timeout",
+        "0.3",
+        "--",
+        &silent,
+    ]));
+    assert!(
+        stderr(&output).contains("write a newline to descriptor 4"),
+        "{}",
+        stderr(&output)
+    );
+
+    let orphan = sandbox.path("orphan.py");
+    std::fs::write(&orphan, "#!/usr/bin/no-such-python3 -u\nprint('hi')\n").unwrap();
+    std::fs::set_permissions(&orphan, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = run(daemonic(&sandbox).args(["start", "-n", "o", "--", orphan.to_str().unwrap()]));
+    assert_eq!(code(&output), 5, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("#!/usr/bin/no-such-python3, and that interpreter is missing"),
+        "{}",
+        stderr(&output)
+    );
+
+    let deep = sandbox.path(&"d".repeat(100));
+    std::fs::create_dir(&deep).unwrap();
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-p",
+        deep.join("svc.pid").to_str().unwrap(),
+        "--",
+        &silent,
+    ]));
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("too long a path for its keeper's socket"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}

@@ -1033,3 +1033,48 @@ fn interrupting_a_waiting_start_leaves_nothing() {
         );
     }
 }
+
+/// Root only: `--user` sets HOME, USER and LOGNAME from the user's passwd entry (as su and
+/// OpenRC do), unless they are given explicitly.
+#[test]
+fn user_sets_home_user_and_logname_from_the_passwd_entry() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run as another user");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = std::process::Command::new("getent")
+        .args(["passwd", "nobody"])
+        .output()
+        .unwrap();
+    let home = String::from_utf8_lossy(&home.stdout)
+        .split(':')
+        .nth(5)
+        .unwrap_or("")
+        .to_string();
+    for (name, extra, want_home) in [
+        ("plain", None, home.as_str()),
+        ("explicit", Some("HOME=/srv/explicit"), "/srv/explicit"),
+    ] {
+        let mut command = daemonic(&sandbox);
+        command.args(["start", "-n", name, "-u", "nobody"]);
+        if let Some(kv) = extra {
+            command.args(["-e", kv]);
+        }
+        let output = run(command.args(["--", &sleeper(&sandbox), "300"]));
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let pid = pid_in(&pidfile(&sandbox, name));
+        let env = environ(pid);
+        assert!(
+            env.contains(&format!("HOME={want_home}")),
+            "{name}: {env:?}"
+        );
+        assert!(env.contains(&"USER=nobody".to_string()), "{name}: {env:?}");
+        assert!(
+            env.contains(&"LOGNAME=nobody".to_string()),
+            "{name}: {env:?}"
+        );
+    }
+}

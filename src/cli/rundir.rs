@@ -58,6 +58,12 @@ pub fn ensure(dir: &Path) -> Result<(), Failure> {
 
 /// Checks a daemon name: it becomes a file name.
 pub fn check_name(name: &str) -> Result<(), Failure> {
+    if name.len() > 200 {
+        return Err(Failure::new(
+            2,
+            format!("--name: {} bytes long; at most 200", name.len()),
+        ));
+    }
     let valid = !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 200
