@@ -36,6 +36,7 @@ impl Pidfile {
     ///
     /// Fails with [`ErrorKind::AlreadyRunning`] when a live process holds the lock.
     pub(crate) fn acquire(path: &Path) -> Result<Pidfile, Error> {
+        check_directory(path)?;
         let started = Instant::now();
         loop {
             let lock = OpenOptions::new()
@@ -73,6 +74,21 @@ impl Pidfile {
                     format!(
                         "pidfile {}: not a regular file; remove it or choose another pidfile",
                         path.display()
+                    ),
+                ));
+            }
+            // In a shared (sticky) directory, a file another user left there is theirs: never
+            // take it over.
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    Step::Pidfile,
+                    format!(
+                        "pidfile {}: owned by uid {}, not by this user or root; not taken over (remove it, or choose another pidfile)",
+                        path.display(),
+                        meta.uid()
                     ),
                 ));
             }
@@ -207,6 +223,47 @@ impl Pidfile {
             Err(err) => Err(err),
         }
     }
+}
+
+/// The pidfile's directory must not be another user's to rearrange: it must belong to this user
+/// or root, and others may write it only if it is sticky (as /tmp is: then each file in it is
+/// checked for its owner, and none is ever followed). Otherwise someone else could swap the
+/// pidfile, its status record or its socket under us.
+fn check_directory(path: &Path) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Ok(meta) = std::fs::metadata(dir) else {
+        // Missing: the open reports it, with its hint.
+        return Ok(());
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.permissions().mode();
+    let others_write = mode & 0o022 != 0;
+    let sticky = mode & 0o1000 != 0;
+    let refuse = |why: String| {
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            Step::Pidfile,
+            format!(
+                "pidfile {}: its directory {} {why}; choose a directory only you (or root) can change",
+                path.display(),
+                dir.display()
+            ),
+        ))
+    };
+    if meta.uid() != me && meta.uid() != 0 {
+        return refuse(format!("belongs to uid {}", meta.uid()));
+    }
+    if others_write && !sticky {
+        return refuse(format!(
+            "may be written by others (mode {:o}) and is not sticky",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// Creates a new pidfile, mode 0644, failing rather than following a symlink planted meanwhile.

@@ -165,9 +165,9 @@ fn crash_loops_back_off_with_delays_that_grow_then_cap() {
             "--restart",
             "always",
             "--restart-delay",
-            "0.05",
+            "0.1",
             "--restart-max-delay",
-            "0.2",
+            "0.4",
         ],
         &program,
     );
@@ -180,12 +180,12 @@ fn crash_loops_back_off_with_delays_that_grow_then_cap() {
         .windows(2)
         .map(|w| (w[1] - w[0]).as_secs_f64())
         .collect();
-    // Delays: 0.05, 0.1, 0.2, then capped at 0.2, each with jitter in [0.8, 1.0] of its value,
-    // plus the script's own start-up (a few ms, more on a loaded machine).
-    let want = [0.05, 0.1, 0.2, 0.2, 0.2, 0.2];
+    // Delays: 0.1, 0.2, 0.4, then capped at 0.4 (doubling would give 0.8), each with jitter in
+    // [0.8, 1.0] of its value, plus the script's own start-up (more on a loaded machine).
+    let want = [0.1, 0.2, 0.4, 0.4, 0.4, 0.4];
     for (gap, want) in gaps.iter().zip(want) {
         assert!(
-            *gap >= want * 0.8 - 0.005 && *gap <= want + 0.15,
+            *gap >= want * 0.8 - 0.005 && *gap <= want + 0.25,
             "gaps {gaps:?}, wanted about {want}"
         );
     }
@@ -1076,5 +1076,141 @@ fn user_sets_home_user_and_logname_from_the_passwd_entry() {
             env.contains(&"LOGNAME=nobody".to_string()),
             "{name}: {env:?}"
         );
+    }
+}
+
+/// Root only: a pidfile directory another user owns, or that others may write without the
+/// sticky bit, is refused; in a sticky directory (as /tmp) a pidfile another user left is never
+/// taken over.
+#[test]
+fn hostile_pidfile_directories_and_planted_pidfiles_are_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root to prepare another user's directories");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let theirs = sandbox.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let open = sandbox.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for (dir, why) in [
+        (&theirs, "belongs to uid 65534"),
+        (&open, "may be written by others"),
+    ] {
+        let pidfile = dir.join("svc.pid");
+        let output = run(daemonic(&sandbox).args([
+            "start",
+            "-p",
+            pidfile.to_str().unwrap(),
+            "--",
+            &sleeper(&sandbox),
+            "300",
+        ]));
+        assert_eq!(code(&output), 4, "{}", stderr(&output));
+        assert!(stderr(&output).contains(why), "{}", stderr(&output));
+        assert!(!pidfile.exists());
+    }
+    // A sticky shared directory is fine, but not another user's file in it.
+    let shared = sandbox.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = shared.join("planted.pid");
+    std::fs::write(&planted, "1\n").unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-p",
+        planted.to_str().unwrap(),
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("owned by uid 65534"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&planted).unwrap(),
+        "1\n",
+        "left as it was"
+    );
+    let fine = shared.join("mine.pid");
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-p",
+        fine.to_str().unwrap(),
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(programs(&sandbox).len(), 1);
+}
+
+/// After a SIGKILL of the launcher, `status` never reports "ready" for a program that never said
+/// so (the keeper goes on waiting for it).
+#[test]
+fn a_killed_launcher_never_makes_status_say_ready() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "slow.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let mut launcher = ChildGuard(
+        daemonic(&sandbox)
+            .args(["start", "-n", "d", "--notify", "--", &program])
+            .spawn()
+            .unwrap(),
+    );
+    started(&mut fifo);
+    kill(launcher.id(), libc::SIGKILL);
+    let _ = launcher.0.wait();
+    let (code, json) = wait_status(&sandbox, "d", |j| j["pid"].is_u64());
+    assert_eq!(json["state"], "starting", "{json}");
+    assert_eq!(json["ready"], false, "{json}");
+    assert_eq!(code, 0);
+}
+
+/// Environment values that are not UTF-8 pass through unchanged; a readiness descriptor out of
+/// range is refused before anything starts.
+#[test]
+fn non_utf8_environment_values_pass_and_ready_fd_is_range_checked() {
+    use std::os::unix::ffi::OsStrExt;
+    let sandbox = Sandbox::new();
+    let mut kv = b"ODD=caf\xe9".to_vec();
+    kv.push(b'!');
+    let output = run(daemonic(&sandbox)
+        .args(["start", "-n", "d", "-e"])
+        .arg(std::ffi::OsStr::from_bytes(&kv))
+        .args(["--", &sleeper(&sandbox), "300"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        raw.split(|&b| b == 0).any(|v| v == kv.as_slice()),
+        "ODD=caf\\xe9! passed as given"
+    );
+    for bad in ["2", "-1", "70000", "x"] {
+        let output = run(daemonic(&sandbox).args([
+            "start",
+            "-n",
+            "r",
+            "--ready-fd",
+            bad,
+            "--",
+            &sleeper(&sandbox),
+            "300",
+        ]));
+        assert_eq!(code(&output), 2, "{bad}: {}", stderr(&output));
     }
 }

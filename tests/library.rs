@@ -543,7 +543,7 @@ fn a_failed_privilege_change_after_the_fork_is_reported_by_step() {
     let sandbox = Sandbox::new();
     // The sandbox must be reachable by nobody for the stderr file.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let (uid, gid) = nobody();
     let mut command = sandbox.fixture();
     command

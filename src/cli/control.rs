@@ -98,7 +98,20 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
         None => args.retry.clone(),
     };
     match stop::stop(&pidfile, &schedule).map_err(|e| Failure::from_library(&e))? {
-        Stopped::Stopped(_) => {}
+        Stopped::Stopped(_) => {
+            // Ended; the pidfile is the keeper's to remove, which a read-only directory prevents.
+            if let Ok(meta) = std::fs::symlink_metadata(&pidfile)
+                && meta.is_file()
+            {
+                if let Some(err) = std::fs::remove_file(&pidfile).err() {
+                    say!(
+                        "daemonic stop: {} stopped, but its pidfile {} could not be removed: {err}",
+                        args.target.label(),
+                        pidfile.display()
+                    );
+                }
+            }
+        }
         Stopped::NotRunning(stale) => say!(
             "daemonic stop: {} is not running{}",
             args.target.label(),

@@ -101,9 +101,10 @@ pub struct ServiceArgs {
     pub truncate: bool,
     #[command(flatten)]
     pub log: super::logs::LogArgs,
-    /// Set an environment variable (repeatable).
-    #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
+    /// Set an environment variable (repeatable; the value is passed as given, UTF-8 or not).
+    #[arg(short, long, value_name = "KEY=VALUE",
+          value_parser = clap::builder::TypedValueParser::try_map(clap::builder::OsStringValueParser::new(), parse_env))]
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// Start from an empty environment (then apply --env).
     #[arg(long)]
     pub clear_env: bool,
@@ -117,7 +118,7 @@ pub struct ServiceArgs {
     #[arg(long, conflicts_with = "ready_fd")]
     pub notify: bool,
     /// Wait for the program to write a newline to descriptor N (s6 style; fresh at each start).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_ready_fd)]
     pub ready_fd: Option<i32>,
     /// Count a program without a readiness protocol as ready once it stayed up SECS.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, conflicts_with_all = ["notify", "ready_fd"])]
@@ -161,11 +162,24 @@ fn parse_umask(text: &str) -> Result<u32, String> {
         .ok_or_else(|| "an octal mask from 000 to 777, such as 022".to_string())
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+fn parse_env(text: std::ffi::OsString) -> Result<(std::ffi::OsString, std::ffi::OsString), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = text.as_bytes();
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(at) if at > 0 => Ok((
+            std::ffi::OsStr::from_bytes(&bytes[..at]).to_owned(),
+            std::ffi::OsStr::from_bytes(&bytes[at + 1..]).to_owned(),
+        )),
         _ => Err("KEY=VALUE with a non-empty KEY".to_string()),
     }
+}
+
+/// A readiness descriptor: above 2, and a number the program can have (below 65536).
+fn parse_ready_fd(text: &str) -> Result<i32, String> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|fd| (3..65536).contains(fd))
+        .ok_or_else(|| "a descriptor number from 3 to 65535".to_string())
 }
 
 /// Seconds, at most ten years: a larger value is a typo, and `Duration::from_secs_f64` panics
