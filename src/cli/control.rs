@@ -102,14 +102,13 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
             // Ended; the pidfile is the keeper's to remove, which a read-only directory prevents.
             if let Ok(meta) = std::fs::symlink_metadata(&pidfile)
                 && meta.is_file()
+                && let Some(err) = std::fs::remove_file(&pidfile).err()
             {
-                if let Some(err) = std::fs::remove_file(&pidfile).err() {
-                    say!(
-                        "daemonic stop: {} stopped, but its pidfile {} could not be removed: {err}",
-                        args.target.label(),
-                        pidfile.display()
-                    );
-                }
+                say!(
+                    "daemonic stop: {} stopped, but its pidfile {} could not be removed: {err}",
+                    args.target.label(),
+                    pidfile.display()
+                );
             }
         }
         Stopped::NotRunning(stale) => say!(
