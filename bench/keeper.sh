@@ -2,10 +2,11 @@
 # keeper.sh -- the keeper against its peers, measured in the same run, with ratios.
 #
 # Usage:
-#   bench/keeper.sh                    builds daemonic (cargo build --release, honours
-#                                      CARGO_TARGET_DIR) and runs all three parts (~1.5 min)
-#   DAEMONIC=/path/to/daemonic bench/keeper.sh          use that binary, build nothing
-#   PARTS="memory restart start" REPEAT=3 SETTLE=1 CYCLES=10 RUN_MS=1500 RUNS=30 bench/keeper.sh
+#   bench/keeper.sh                    builds daemonic (cargo build --release --bins, honours
+#                                      CARGO_TARGET_DIR) and runs all three parts (~1 min)
+#   DAEMONIC=/path/to/daemonic bench/keeper.sh          use that binary (and the daemonic-keeper
+#                                      beside it), build nothing
+#   PARTS="memory restart start" REPEAT=5 SETTLE=1 CYCLES=10 RUN_MS=1500 RUNS=30 bench/keeper.sh
 #   KEEP_WORK=1 bench/keeper.sh        keep the temporary directory (stamps, raw CSV)
 # Needs: bash, cc (static libc for the restart probe if available), /proc (Linux).
 # Peers, each skipped with "(not installed)" when missing (Debian: apt-get install runit s6
@@ -22,7 +23,9 @@
 #     src/stamp.c (static) as the program: it appends "S <CLOCK_MONOTONIC ns>" at main() and
 #     "E <ns>" just before exiting after RUN_MS (1500) ms; latency = S(i+1) - E(i); median of
 #     at least CYCLES (10) restarts. daemonic: `start --restart always --stable-after 1` and
-#     `run` with the same policy. Peers as /work/shared/bench/restart.sh runs them (steady
+#     `run` with the same policy; `start` twice, with its run directory (pidfile and status
+#     record, rewritten at every restart) under /tmp and, if /dev/shm is tmpfs, on tmpfs as /run
+#     and $XDG_RUNTIME_DIR are. Peers as /work/shared/bench/restart.sh runs them (steady
 #     regime): runsv, s6-supervise (it waits 1 s after each death unless the service was ready
 #     >= 1 s), s6-supervise with a notification-fd, daemontools supervise, libslack
 #     `daemon --respawn --idiot --acceptable=1`. The services run concurrently, their starts
@@ -49,7 +52,7 @@ ROOT=$(dirname "$HERE")
 SELF=$HERE/$(basename "${BASH_SOURCE[0]}")
 
 PARTS=${PARTS:-"memory restart start"}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 SETTLE=${SETTLE:-1}
 CYCLES=${CYCLES:-10}
 RUN_MS=${RUN_MS:-1500}
@@ -68,7 +71,8 @@ if [ -z "${_KEEPER_BENCH_WORK:-}" ]; then
     "$cc" -O2 -static -o "$BIN/stamp.static" "$HERE/src/stamp.c" 2>/dev/null ||
         cp "$BIN/stamp" "$BIN/stamp.static"
     if [ -z "${DAEMONIC:-}" ]; then
-        (cd "$ROOT" && cargo build --release --quiet --bin daemonic) || { rm -rf "$WORK"; exit 1; }
+        # every binary: daemonic re-executes its keeper into daemonic-keeper, found beside it
+        (cd "$ROOT" && cargo build --release --quiet --bins) || { rm -rf "$WORK"; exit 1; }
         target=${CARGO_TARGET_DIR:-$ROOT/target}
         case $target in /*) ;; *) target=$ROOT/$target ;; esac
         DAEMONIC=$target/release/daemonic
@@ -84,6 +88,7 @@ BIN=$WORK/bin
 SLEEP=$(command -v sleep)
 case $SLEEP in /*) ;; *) SLEEP=/bin/sleep ;; esac
 STATUS=0
+SHM=""   # a run directory on tmpfs for part 2, made there if /dev/shm is tmpfs
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -98,7 +103,7 @@ collect_descendants() {
         for t in /proc/"$p"/task/*/children; do
             [ -r "$t" ] || continue
             kids=()
-            read -r -a kids <"$t" || true
+            { read -r -a kids <"$t"; } 2>/dev/null   # it may have exited meanwhile
             for c in "${kids[@]}"; do DESC+=("$c"); q+=("$c"); done
         done
     done
@@ -158,7 +163,7 @@ stats() { # numbers on stdin -> "median [min-max] n=N"
         m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2;
         printf "%.3f [%.3f-%.3f] n=%d\n", m, v[1], v[NR], NR }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="nan" || b=="nan" || b+0==0) print "-"; else printf "%.2fx", a/b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="nan" || b=="nan" || b+0==0) print "-"; else printf "%.3gx", a/b }'; }
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
 svcdir() { # dir -> runit/s6/daemontools service dir whose ./run execs sleep
     mkdir -p "$1"
@@ -167,22 +172,34 @@ svcdir() { # dir -> runit/s6/daemontools service dir whose ./run execs sleep
 }
 
 finish() {
-    local rc=$?
-    collect_descendants $$
-    local left=() p
-    for p in "${DESC[@]}"; do alive "$p" && left+=("$p"); done
-    if [ ${#left[@]} -gt 0 ]; then
-        echo "# ERROR: processes left running, now killed:"
-        for p in "${left[@]}"; do echo "#   $p $(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null)"; done
+    local rc=$? left=() p pass
+    # what is still below the script; killed, and looked for again (a dying supervisor may just
+    # have forked)
+    for pass in 1 2 3 4 5; do
+        collect_descendants $$
+        left=()
+        for p in "${DESC[@]}"; do alive "$p" && left+=("$p"); done
+        [ ${#left[@]} -gt 0 ] || break
+        if [ "$pass" = 1 ] && [ "$INTERRUPTED" = 1 ]; then
+            echo "# interrupted: killing the ${#left[@]} processes started so far"
+        elif [ "$pass" = 1 ]; then
+            echo "# ERROR: processes left running, now killed:"
+            for p in "${left[@]}"; do echo "#   $p $(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null)"; done
+            STATUS=1
+        fi
         kill -KILL "${left[@]}" 2>/dev/null
-        STATUS=1
-    fi
+        wait_gone "${left[@]}"
+    done
+    [ ${#left[@]} -gt 0 ] && { echo "# ERROR: still running: ${left[*]}"; STATUS=1; }
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
+    [ -n "$SHM" ] && rm -rf "$SHM"
     [ "$rc" = 0 ] && rc=$STATUS
     exit "$rc"
 }
 trap finish EXIT
-trap 'exit 130' INT TERM
+INTERRUPTED=0
+trap 'INTERRUPTED=1; exit 130' INT
+trap 'INTERRUPTED=1; exit 143' TERM
 
 echo "# daemonic keeper vs peers, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# $DAEMONIC ($("$DAEMONIC" --version 2>/dev/null))"
@@ -238,17 +255,13 @@ mem_of() { # pid -> "rss pss uss" (KiB)
 }
 part_memory() {
     local tools="sleep daemonic-start daemonic-run runsv s6-supervise supervise libslack-daemon"
-    local tool bin r i tops meas line rss pss uss ok
-    declare -gA MEM_USS=()
-    echo
-    echo "## 1. memory: the 2nd of two instances side by side, each supervising one sleep" \
-        "(KiB, median of $REPEAT fresh starts, after ${SETTLE}s)"
-    printf '%-30s %7s %7s %7s  %-16s %-16s\n' process VmRSS Pss USS "start-keeper/it" "run-keeper/it"
+    local tool bin r i tops meas line rss pss uss ok label
+    local -A ROW=() USS=()
     for tool in $tools; do
         case $tool in
             sleep) bin=$SLEEP ;; daemonic-*) bin=$DAEMONIC ;; libslack-daemon) bin=daemon ;; *) bin=$tool ;;
         esac
-        have "$bin" || { printf '%-30s %s\n' "$tool" "(not installed)"; continue; }
+        have "$bin" || { ROW[$tool]="(not installed)"; continue; }
         local rs=() ps=() us=()
         ok=1
         for r in $(seq "$REPEAT"); do
@@ -270,27 +283,39 @@ part_memory() {
             [ "$ok" = 1 ] || break
         done
         if [ "$ok" != 1 ]; then
-            printf '%-30s %s\n' "$tool" "(did not start its sleep)"
+            ROW[$tool]="(did not start its sleep)"
             STATUS=1
             continue
         fi
-        rss=$(printf '%s\n' "${rs[@]}" | median)
-        pss=$(printf '%s\n' "${ps[@]}" | median)
-        uss=$(printf '%s\n' "${us[@]}" | median)
-        MEM_USS[$tool]=$uss
-        local label=$tool
+        USS[$tool]=$(printf '%s\n' "${us[@]}" | median)
+        ROW[$tool]=$(printf '%7s %7s %7s %-11s' "$(printf '%s\n' "${rs[@]}" | median)" \
+            "$(printf '%s\n' "${ps[@]}" | median)" "${USS[$tool]}" \
+            "$(printf '%s\n' "${us[@]}" | sort -n | sed -n '1p;$p' | paste -sd-)")
+    done
+    echo
+    echo "## 1. memory: the 2nd of two instances side by side, each supervising one sleep" \
+        "(KiB, median of $REPEAT fresh starts, after ${SETTLE}s)"
+    printf '%-30s %7s %7s %7s %-11s %-16s %s\n' process VmRSS Pss USS "USS range" \
+        "start-keeper/it" "run-keeper/it"
+    for tool in $tools; do
         case $tool in
             sleep) label="sleep (floor)" ;;
             daemonic-start) label="daemonic start (keeper)" ;;
             daemonic-run) label="daemonic run (keeper)" ;;
             supervise) label="supervise (daemontools)" ;;
             libslack-daemon) label="daemon --respawn (libslack)" ;;
+            *) label=$tool ;;
         esac
-        printf '%-30s %7s %7s %7s  %-16s %-16s\n' "$label" "$rss" "$pss" "$uss" \
-            "$(ratio "${MEM_USS[daemonic-start]:-}" "$uss")" "$(ratio "${MEM_USS[daemonic-run]:-}" "$uss")"
+        if [ -z "${USS[$tool]:-}" ]; then
+            printf '%-30s %s\n' "$label" "${ROW[$tool]}"
+            continue
+        fi
+        printf '%-30s %s %-16s %s\n' "$label" "${ROW[$tool]}" \
+            "$(ratio "${USS[daemonic-start]:-}" "${USS[$tool]}")" \
+            "$(ratio "${USS[daemonic-run]:-}" "${USS[$tool]}")"
     done
     for tool in daemonic-start daemonic-run; do
-        uss=${MEM_USS[$tool]:-}
+        uss=${USS[$tool]:-}
         [ -n "$uss" ] || continue
         if [ "$uss" -le 128 ]; then ok=met; else ok="NOT met"; fi
         echo "target: ${tool/-/ } keeper USS <= 128 KiB: $uss KiB, $ok"
@@ -302,10 +327,10 @@ part_memory() {
 rs_start() {
     local tool=$1 d=$2
     case $tool in
-        daemonic-start)
-            "$DAEMONIC" start --restart always --stable-after 1 --rundir "$WORK/run" -n kb-restart \
+        daemonic-start | daemonic-start-tmpfs)
+            "$DAEMONIC" start --restart always --stable-after 1 --rundir "$(rundir_of "$tool")" -n kb-restart \
                 -d "$d" -- "$BIN/stamp.static" -f "$d/stamps.log" -m "$RUN_MS" </dev/null >/dev/null 2>"$d.err" || return
-            ppid_of "$(pid_in "$WORK/run/kb-restart.pid")" ;;
+            ppid_of "$(pid_in "$(rundir_of "$tool")/kb-restart.pid")" ;;
         daemonic-run)
             "$DAEMONIC" run --restart always --stable-after 1 -d "$d" -- \
                 "$BIN/stamp.static" -f "$d/stamps.log" -m "$RUN_MS" </dev/null >/dev/null 2>"$d.err" &
@@ -327,10 +352,11 @@ rs_start() {
             wait_pidfile "$d.pid" 5 ;;
     esac
 }
+rundir_of() { if [ "$1" = daemonic-start-tmpfs ]; then echo "$SHM"; else echo "$WORK/run"; fi; }
 latencies() { awk '$1=="E"{e=$2} $1=="S"{ if (e) { printf "%.3f\n", ($2-e)/1e6; e=0 } }' "$1" 2>/dev/null; }
 starts() { grep -c '^S' "$1" 2>/dev/null || true; }
 part_restart() {
-    local tools="daemonic-start daemonic-run runsv s6-supervise s6-supervise-notify supervise libslack-daemon"
+    local tools="daemonic-start daemonic-start-tmpfs daemonic-run runsv s6-supervise s6-supervise-notify supervise libslack-daemon"
     local tool bin d top run=() stagger n deadline done_all
     declare -A TOP=()
     declare -gA RS_MED=()
@@ -341,6 +367,11 @@ part_restart() {
         case $tool in
             daemonic-*) bin=$DAEMONIC ;; libslack-daemon) bin=daemon ;; s6-*) bin=s6-supervise ;; *) bin=$tool ;;
         esac
+        # the same keeper with its run directory on tmpfs, as /run and $XDG_RUNTIME_DIR are
+        if [ "$tool" = daemonic-start-tmpfs ]; then
+            [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
+                SHM=$(mktemp -d /dev/shm/daemonic-keeper-bench.XXXXXX 2>/dev/null) || continue
+        fi
         if have "$bin"; then run+=("$tool"); fi
     done
     stagger=$(awk -v ms="$RUN_MS" -v n="${#run[@]}" 'BEGIN{printf "%.3f", ms / n / 1000}')
@@ -371,10 +402,10 @@ part_restart() {
         sleep 0.2
     done
     for tool in "${!TOP[@]}"; do
-        if [ "$tool" = daemonic-start ]; then
+        if [ "$tool" = daemonic-start ] || [ "$tool" = daemonic-start-tmpfs ]; then
             local prog
-            prog=$(pid_in "$WORK/run/kb-restart.pid")
-            "$DAEMONIC" stop --rundir "$WORK/run" -n kb-restart >/dev/null 2>&1 || {
+            prog=$(pid_in "$(rundir_of "$tool")/kb-restart.pid")
+            "$DAEMONIC" stop --rundir "$(rundir_of "$tool")" -n kb-restart >/dev/null 2>&1 || {
                 echo "# ERROR: daemonic stop -n kb-restart failed" >&2
                 STATUS=1
             }
@@ -385,20 +416,25 @@ part_restart() {
         fi
         kill_tree "${TOP[$tool]}"
     done
-    printf '%-22s %-34s %s\n' supervisor "latency ms" "daemonic start / it"
+    printf '%-22s %-34s %-20s %s\n' supervisor "latency ms" "daemonic start / it" "daemonic run / it"
+    for tool in "${!TOP[@]}"; do
+        RS_MED[$tool]=$(latencies "$WORK/restart/$tool/stamps.log" | median)
+    done
     for tool in $tools; do
         if [ -z "${TOP[$tool]:-}" ]; then
-            printf '%-22s %s\n' "$tool" "(not installed)"
+            printf '%-22s %s\n' "$tool" "(not installed, or did not start)"
             continue
         fi
-        RS_MED[$tool]=$(latencies "$WORK/restart/$tool/stamps.log" | median)
         n=$(latencies "$WORK/restart/$tool/stamps.log" | wc -l)
         [ "$n" -ge "$CYCLES" ] || { echo "# WARNING: $tool restarted only $n times" >&2; STATUS=1; }
-        printf '%-22s %-34s %s\n' "$tool" "$(latencies "$WORK/restart/$tool/stamps.log" | stats)" \
-            "$(ratio "${RS_MED[daemonic-start]:-}" "${RS_MED[$tool]}")"
+        printf '%-22s %-34s %-20s %s\n' "$tool" "$(latencies "$WORK/restart/$tool/stamps.log" | stats)" \
+            "$(ratio "${RS_MED[daemonic-start]:-}" "${RS_MED[$tool]}")" "$(ratio "${RS_MED[daemonic-run]:-}" "${RS_MED[$tool]}")"
     done
-    local m=${RS_MED[daemonic-start]:-nan}
-    echo "target: daemonic start median restart < 1 ms: $m ms, $(awk -v m="$m" 'BEGIN{print (m!="nan" && m < 1) ? "met" : "NOT met"}')"
+    for tool in daemonic-start daemonic-start-tmpfs daemonic-run; do
+        [ -n "${RS_MED[$tool]:-}" ] || continue
+        echo "target: $tool median restart < 1 ms: ${RS_MED[$tool]} ms," \
+            "$(awk -v m="${RS_MED[$tool]}" 'BEGIN{print (m!="nan" && m < 1) ? "met" : "NOT met"}')"
+    done
 }
 
 # ---- 3. start latency ------------------------------------------------------------------------
@@ -450,7 +486,7 @@ part_start() {
         printf '%-19s' "$tool"
         for L in $limits; do
             READY[$tool,$L]=$(awk -F, -v t="$tool" '$1==t{print $4}' "$raw.$L" 2>/dev/null | median)
-            printf ' %-38s' "$(awk -F, -v t="$tool" '$1==t{print $4}' "$raw.$L" 2>/dev/null | stats | cut -d' ' -f1-2) ($(awk -F, -v t="$tool" '$1==t{print $3}' "$raw.$L" 2>/dev/null | median))"
+            printf ' %-38s' "$(awk -F, -v t="$tool" '$1==t{print $4}' "$raw.$L" 2>/dev/null | stats | cut -d' ' -f1-2) ($(awk -F, -v t="$tool" '$1==t{print $3}' "$raw.$L" 2>/dev/null | median | xargs printf '%.3f'))"
         done
         printf '\n'
     done

@@ -14,6 +14,7 @@
 //!   init reaps lazily), and a process started after an idle gap runs up to 40% slower here.
 //! - The tools take turns run by run (one warm-up round first), so drifting machine noise falls
 //!   on all of them alike.
+//! - The tools run without the `LD_LIBRARY_PATH` that cargo sets for the bench itself.
 //!
 //! Run: `cargo bench --bench start` (builds daemonic in release first). Peers that are not
 //! installed are skipped (Debian: `apt-get install daemon`; start-stop-daemon is in dpkg).
@@ -44,6 +45,8 @@ struct Timing {
 
 fn main() {
     let daemonic = build_release(["--bin", "daemonic"]);
+    // The image a keeper re-executes into once its program runs, found beside `daemonic`.
+    build_release(["--bin", "daemonic-keeper"]);
     let sleep = which("sleep").expect("sleep on PATH");
     let sleep = std::fs::canonicalize(&sleep).expect("sleep path");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -176,9 +179,12 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A launch under RLIMIT_NOFILE `nofile`, without the `LD_LIBRARY_PATH` cargo sets for the bench
+/// (its four directories are searched for every library of every program started, ~0.1 ms).
 fn command(program: &Path, nofile: u64) -> Command {
     let mut command = Command::new(program);
     command.stdout(Stdio::null()).stderr(Stdio::null());
+    command.env_remove("LD_LIBRARY_PATH");
     with_nofile(&mut command, nofile);
     command
 }
