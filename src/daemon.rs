@@ -621,6 +621,19 @@ impl Daemon {
 
     /// The log directory can be created and written: found before anything forks.
     fn check_log(&self) -> Result<(), Error> {
+        if let Some(config) = &self.log
+            && config.dir().as_os_str().len() > crate::status::LOG_DIR_MAX
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Stdout,
+                format!(
+                    "log directory: {} bytes long; at most {} (its status record names it)",
+                    config.dir().as_os_str().len(),
+                    crate::status::LOG_DIR_MAX
+                ),
+            ));
+        }
         for config in self.log.iter().chain(self.log_stderr.iter()) {
             crate::log::Logger::open(config.clone())?;
         }

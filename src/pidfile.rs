@@ -29,6 +29,9 @@ pub(crate) struct Pidfile {
     writer: Option<File>,
     dev: u64,
     ino: u64,
+    /// How long the content written through `writer` is (a Cell: written between fork and
+    /// exec without allocating, through a shared reference).
+    length: std::cell::Cell<usize>,
 }
 
 impl Pidfile {
@@ -112,13 +115,18 @@ impl Pidfile {
                 )
                 .open(path)
                 .map_err(|e| pidfile_error(path, e))?;
-            writer.set_len(0).map_err(|e| pidfile_error(path, e))?;
+            // A stale file is emptied; a new, empty one is not truncated (on ext4 that arms a
+            // flush at its last close: NOTES §7).
+            if meta.len() > 0 {
+                writer.set_len(0).map_err(|e| pidfile_error(path, e))?;
+            }
             return Ok(Pidfile {
                 path: path.to_path_buf(),
                 lock,
                 writer: Some(writer),
                 dev: meta.dev(),
                 ino: meta.ino(),
+                length: std::cell::Cell::new(0),
             });
         }
     }
@@ -148,15 +156,21 @@ impl Pidfile {
         };
         let mut buf = [0u8; 12];
         let len = format_decimal(pid, &mut buf);
-        // SAFETY: `fd` is our open write-only pidfile descriptor.
-        if unsafe { libc::ftruncate(fd, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `buf[..len]` is initialised and outlives the call.
+        // Written over the old content, then cut to length only if it got shorter: a truncate
+        // costs a journal transaction on ext4, on every restart otherwise.
+        // SAFETY: `buf[..len]` is initialised and outlives the call; `fd` is our open
+        // write-only pidfile descriptor.
         let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), len, 0) };
         if n != len as isize {
             return Err(io::Error::last_os_error());
         }
+        if len < self.length.get() {
+            // SAFETY: as above.
+            if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        self.length.set(len);
         Ok(())
     }
 
@@ -165,10 +179,14 @@ impl Pidfile {
         let Some(fd) = self.writer_fd() else {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         };
+        if self.length.get() == 0 {
+            return Ok(());
+        }
         // SAFETY: `fd` is our open write-only pidfile descriptor.
         if unsafe { libc::ftruncate(fd, 0) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        self.length.set(0);
         Ok(())
     }
 
@@ -180,6 +198,7 @@ impl Pidfile {
         e.option(self.writer_fd(), crate::handoff::Encoder::i32);
         e.u64(self.dev);
         e.u64(self.ino);
+        e.u64(self.length.get() as u64);
     }
 
     /// The pidfile a former image of this keeper encoded; takes ownership of its descriptors.
@@ -194,6 +213,7 @@ impl Pidfile {
         let lock = d.i32()?;
         let writer = d.option(crate::handoff::Decoder::i32)?;
         let (dev, ino) = (d.u64()?, d.u64()?);
+        let length = usize::try_from(d.u64()?).ok()?;
         // SAFETY: the caller guarantees these descriptors are ours alone.
         Some(unsafe {
             Pidfile {
@@ -202,6 +222,7 @@ impl Pidfile {
                 writer: writer.map(|fd| File::from_raw_fd(fd)),
                 dev,
                 ino,
+                length: std::cell::Cell::new(length),
             }
         })
     }
@@ -484,6 +505,7 @@ pub(crate) fn remove_stale(path: &Path) -> Result<bool, Error> {
         ino: meta.ino(),
         lock: file,
         writer: None,
+        length: std::cell::Cell::new(0),
     };
     pidfile.remove().map_err(|e| pidfile_error(path, e))?;
     Ok(true)

@@ -1,6 +1,9 @@
-//! The service's status on disk: a small binary record the keeper replaces (write, then
-//! `rename`) at every transition, beside the pidfile as `PIDFILE.status`, and the lock probe that
-//! tells whether its keeper still lives.
+//! The service's status on disk: a small fixed-size binary record the keeper rewrites in place
+//! (one `pwrite`) at every transition, beside the pidfile as `PIDFILE.status`, and the lock probe
+//! that tells whether its keeper still lives. A checksum over the record makes each read atomic
+//! in effect: a reader that caught a write half done sees the checksum fail and reads again. (A
+//! new file renamed over the old one would be atomic too, but on ext4 each rename over a file
+//! forces a flush: 0.2-0.4 ms on every restart.)
 //!
 //! Readers need no IPC, no `/proc/PID/fd` and no `/proc/locks`: any user who may read the run
 //! directory gets the whole state in two `open`s, one `read` and one `flock` probe. The record is
@@ -8,7 +11,7 @@
 //! the keeper carries no formatting or serialisation machinery (its memory is a goal).
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,8 +20,16 @@ use crate::error::{Error, ErrorKind, Step};
 use crate::launcher::Readiness;
 use crate::signals::signal_name;
 
-const MAGIC: &[u8; 4] = b"DKS1";
+const MAGIC: &[u8; 4] = b"DKS2";
 const HEADER: usize = 76;
+/// The longest log directory a record names.
+pub(crate) const LOG_DIR_MAX: usize = 1024;
+/// Where the log directory's length sits: after the header and the whole text area.
+const DIR_AT: usize = HEADER + STATUS_TEXT_MAX;
+const SYSLOG_AT: usize = DIR_AT + 2 + LOG_DIR_MAX;
+const CHECKSUM_AT: usize = SYSLOG_AT + 8;
+/// Every record has this size: it is written in place, in one write, over the last one.
+const RECORD: usize = CHECKSUM_AT + 8;
 /// The longest `STATUS=` text kept; longer texts are cut at a character boundary.
 pub(crate) const STATUS_TEXT_MAX: usize = 512;
 
@@ -268,12 +279,25 @@ impl ServiceStatus {
                 ),
             ));
         }
-        let mut bytes = Vec::with_capacity(HEADER + STATUS_TEXT_MAX + 4098);
-        (&file)
-            .take((HEADER + STATUS_TEXT_MAX + 4098) as u64)
-            .read_to_end(&mut bytes)
-            .map_err(|e| read_error(&path, e))?;
-        let Some(mut status) = decode(&bytes) else {
+        // A read that raced the keeper's write fails the checksum: read again (a write takes
+        // microseconds; a record that never checks out is not a record).
+        let mut bytes = Vec::with_capacity(RECORD + 1);
+        let mut decoded = None;
+        for _ in 0..1000 {
+            bytes.clear();
+            use std::os::unix::fs::FileExt;
+            bytes.resize(RECORD + 1, 0);
+            let n = file
+                .read_at(&mut bytes, 0)
+                .map_err(|e| read_error(&path, e))?;
+            bytes.truncate(n);
+            decoded = decode(&bytes);
+            if decoded.is_some() || bytes.len() != RECORD {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        let Some(mut status) = decoded else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 Step::Status,
@@ -487,18 +511,35 @@ pub(crate) fn encode(status: &ServiceStatus, out: &mut Vec<u8>) {
     out.push(kind);
     out.extend_from_slice(&(fd.clamp(0, 0xff_ffff) as u32).to_le_bytes()[..3]);
     out.extend_from_slice(&text[..len]);
+    out.resize(DIR_AT, 0);
     let dir = status.log_dir.as_ref().map_or(&[][..], |d| {
         std::os::unix::ffi::OsStrExt::as_bytes(d.as_os_str())
     });
-    let dir = &dir[..dir.len().min(4096)];
+    let dir = &dir[..dir.len().min(LOG_DIR_MAX)];
     out.extend_from_slice(&(dir.len() as u16).to_le_bytes());
     out.extend_from_slice(dir);
+    out.resize(SYSLOG_AT, 0);
     out.extend_from_slice(&status.syslog_dropped.to_le_bytes());
+    let sum = checksum(&out[..CHECKSUM_AT]);
+    out.extend_from_slice(&sum.to_le_bytes());
+}
+
+/// FNV-1a over the record: catches a read that raced a write (not an attacker: the record is
+/// believed only from its owner anyway).
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Decodes a record; `None` if it is not one.
 pub(crate) fn decode(bytes: &[u8]) -> Option<ServiceStatus> {
-    if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+    if bytes.len() != RECORD || &bytes[..4] != MAGIC {
+        return None;
+    }
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(&bytes[CHECKSUM_AT..RECORD]);
+    if u64::from_le_bytes(sum) != checksum(&bytes[..CHECKSUM_AT]) {
         return None;
     }
     let u32_at =
@@ -524,23 +565,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<ServiceStatus> {
     };
     let len = usize::from(u16::from_le_bytes([bytes[68], bytes[69]])).min(STATUS_TEXT_MAX);
     let text = bytes.get(HEADER..HEADER + len)?;
-    let mut at = HEADER + len;
-    let log_dir = match bytes.get(at..at + 2) {
-        Some(&[a, b]) => {
-            let n = usize::from(u16::from_le_bytes([a, b]));
-            let dir = bytes.get(at + 2..at + 2 + n)?;
-            at += 2 + n;
-            (n > 0).then(|| {
-                PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(dir))
-            })
-        }
-        _ => None,
-    };
-    let syslog_dropped = bytes.get(at..at + 8).map_or(0, |b| {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(b);
-        u64::from_le_bytes(word)
-    });
+    let n = usize::from(u16::from_le_bytes([bytes[DIR_AT], bytes[DIR_AT + 1]])).min(LOG_DIR_MAX);
+    let dir = bytes.get(DIR_AT + 2..DIR_AT + 2 + n)?;
+    let log_dir = (n > 0)
+        .then(|| PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(dir)));
+    let syslog_dropped = u64_at(SYSLOG_AT);
     let pid = u32_at(16);
     let next = u64_at(44);
     Some(ServiceStatus {
@@ -569,12 +598,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<ServiceStatus> {
     })
 }
 
-/// The keeper's writer: replaces the record atomically (a new file renamed over the old one),
-/// reusing its buffer.
+/// The keeper's writer: rewrites the record in place with one `pwrite` (see the module's docs),
+/// reusing its buffer and its open file.
 #[derive(Debug)]
 pub(crate) struct Writer {
     path: PathBuf,
-    temp: PathBuf,
+    file: Option<File>,
     buffer: Vec<u8>,
 }
 
@@ -582,25 +611,47 @@ impl Writer {
     pub(crate) fn new(pidfile: &Path) -> Writer {
         Writer {
             path: path_for(pidfile),
-            temp: sibling(pidfile, ".status.new"),
-            buffer: Vec::with_capacity(HEADER + STATUS_TEXT_MAX + 64),
+            file: None,
+            buffer: Vec::with_capacity(RECORD),
         }
     }
 
-    /// Writes `status`. The temporary file is created anew (`O_EXCL`, never followed), so a
-    /// file or link planted at its name is never written through.
+    /// Writes `status`. The file is opened once: an existing record of ours (an earlier keeper's,
+    /// or this keeper's before its re-exec) is reused; anything else at the name is removed and the
+    /// file created anew (`O_EXCL`, never followed), so nothing planted is written through.
     pub(crate) fn write(&mut self, status: &ServiceStatus) -> io::Result<()> {
         encode(status, &mut self.buffer);
-        let _ = std::fs::remove_file(&self.temp);
-        let mut file = OpenOptions::new()
+        if self.file.is_none() {
+            self.file = Some(self.open()?);
+        }
+        let Some(file) = &self.file else {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        };
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&self.buffer, 0)
+    }
+
+    fn open(&self) -> io::Result<File> {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if let Ok(file) = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&self.path)
+            && let Ok(meta) = file.metadata()
+            && meta.is_file()
+            && meta.uid() == me
+            && meta.len() == RECORD as u64
+        {
+            return Ok(file);
+        }
+        let _ = std::fs::remove_file(&self.path);
+        OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.temp)?;
-        file.write_all(&self.buffer)?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.path)
+            .open(&self.path)
     }
 
     /// Removes the record (a stop that wants nothing left behind).
@@ -657,8 +708,18 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_record_fails_its_checksum() {
+        let mut bytes = Vec::new();
+        encode(&sample(), &mut bytes);
+        assert_eq!(bytes.len(), RECORD);
+        let mut torn = bytes.clone();
+        torn[20] ^= 1;
+        assert_eq!(decode(&torn), None);
+    }
+
+    #[test]
     fn garbage_is_not_a_record() {
-        assert_eq!(decode(b"DKS1"), None);
+        assert_eq!(decode(b"DKS2"), None);
         assert_eq!(decode(&[0u8; 100]), None);
         let mut bytes = Vec::new();
         encode(&sample(), &mut bytes);
