@@ -29,6 +29,15 @@ fn start(sandbox: &Sandbox, extra: &[&str]) -> (u32, u32) {
     (launcher, pid_in(&pidfile))
 }
 
+/// Waits until `check` holds: for what a daemon does just after its launcher has returned.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn is_reparented_and_not_a_session_leader() {
     let sandbox = Sandbox::new();
@@ -135,11 +144,13 @@ fn standard_streams_go_where_asked() {
         std::fs::read_to_string(&out).unwrap(),
         format!("daemon {pid} started\n")
     );
-    // Written after ready(): stderr had moved from the launcher to the file.
-    assert_eq!(
-        std::fs::read_to_string(&err).unwrap(),
-        format!("daemon {pid} ready\n")
-    );
+    // Written after ready(): stderr had moved from the launcher to the file. The launcher
+    // exits at ready(), a moment before the daemon writes the line.
+    let ready = format!("daemon {pid} ready\n");
+    eventually("the line written after ready()", || {
+        std::fs::read_to_string(&err).is_ok_and(|text| !text.is_empty())
+    });
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), ready);
 }
 
 #[test]
