@@ -102,12 +102,14 @@ impl Daemon {
     }
 
     /// The file mode creation mask (default `0o022`; the seed's `0` stays available).
+    #[must_use]
     pub fn umask(mut self, mask: u32) -> Daemon {
         self.umask = (mask & 0o777) as libc::mode_t;
         self
     }
 
     /// The working directory (default `/`); inside the chroot when there is one.
+    #[must_use]
     pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Daemon {
         self.workdir = dir.into();
         self
@@ -115,12 +117,14 @@ impl Daemon {
 
     /// The bound for closing descriptors, used only where the descriptor table cannot be walked
     /// (no `close_range`, no `/proc/self/fd`). Default 1024.
+    #[must_use]
     pub fn max_fd(mut self, max_fd: RawFd) -> Daemon {
         self.max_fd = max_fd.max(3);
         self
     }
 
     /// The seed's `redirect_to`: one file for stdin, stdout and stderr (appended to).
+    #[must_use]
     pub fn redirect_to(self, path: impl Into<PathBuf>) -> Daemon {
         let path = path.into();
         self.stdin(Stdio::Append(path.clone()))
@@ -129,12 +133,14 @@ impl Daemon {
     }
 
     /// Standard input (default `/dev/null`).
+    #[must_use]
     pub fn stdin(mut self, target: Stdio) -> Daemon {
         self.stdio[0] = target;
         self
     }
 
     /// Standard output (default `/dev/null`).
+    #[must_use]
     pub fn stdout(mut self, target: Stdio) -> Daemon {
         self.stdio[1] = target;
         self
@@ -142,12 +148,14 @@ impl Daemon {
 
     /// Standard error (default `/dev/null`). Until [`Running::ready`], what the daemon writes to
     /// stderr goes to the launcher's stderr, so a failure before readiness is seen.
+    #[must_use]
     pub fn stderr(mut self, target: Stdio) -> Daemon {
         self.stdio[2] = target;
         self
     }
 
     /// A pidfile: locked for the daemon's life, holding its final pid.
+    #[must_use]
     pub fn pidfile(mut self, path: impl Into<PathBuf>) -> Daemon {
         self.pidfile = Some(path.into());
         self
@@ -155,54 +163,63 @@ impl Daemon {
 
     /// The user to run as (name or id); also sets the group to the user's primary group unless
     /// [`group`](Daemon::group) is given.
+    #[must_use]
     pub fn user(mut self, user: impl Into<String>) -> Daemon {
         self.user = Some(user.into());
         self
     }
 
     /// The group to run as (name or id).
+    #[must_use]
     pub fn group(mut self, group: impl Into<String>) -> Daemon {
         self.group = Some(group.into());
         self
     }
 
     /// The supplementary groups when running as a user (default: the user's, as initgroups).
+    #[must_use]
     pub fn groups(mut self, groups: Groups) -> Daemon {
         self.groups = groups;
         self
     }
 
     /// A directory to `chroot` into before dropping privileges.
+    #[must_use]
     pub fn chroot(mut self, dir: impl Into<PathBuf>) -> Daemon {
         self.chroot = Some(dir.into());
         self
     }
 
     /// The daemon's environment (default: the launcher's).
+    #[must_use]
     pub fn environment(mut self, environment: Environment) -> Daemon {
         self.environment = environment;
         self
     }
 
     /// Sets one environment variable.
+    #[must_use]
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Daemon {
         self.environment = self.environment.set(key.as_ref(), value.as_ref());
         self
     }
 
     /// Starts from an empty environment.
+    #[must_use]
     pub fn clear_env(mut self) -> Daemon {
         self.environment = self.environment.clear();
         self
     }
 
     /// Keeps a descriptor open in the daemon, at the same number.
+    #[must_use]
     pub fn keep_fd(mut self, fd: BorrowedFd<'_>) -> Daemon {
         self.keep_fds.push(fd.as_raw_fd());
         self
     }
 
     /// Disables core dumps (`RLIMIT_CORE` 0).
+    #[must_use]
     pub fn no_core(mut self, on: bool) -> Daemon {
         self.no_core = on;
         self
@@ -223,6 +240,7 @@ impl Daemon {
     /// daemon.ready()?;
     /// # Ok::<(), daemonic::Error>(())
     /// ```
+    #[must_use]
     pub fn foreground(mut self, on: bool) -> Daemon {
         self.foreground = on;
         self
@@ -236,18 +254,21 @@ impl Daemon {
     /// // The launcher has exited already.
     /// # Ok::<(), daemonic::Error>(())
     /// ```
+    #[must_use]
     pub fn ready_at_start(mut self, on: bool) -> Daemon {
         self.ready_at_start = on;
         self
     }
 
     /// How long the launcher waits for readiness before giving up (default 60 s).
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Daemon {
         self.timeout = timeout;
         self
     }
 
     /// How a spawned program signals readiness (default: once it is executed).
+    #[must_use]
     pub fn readiness(mut self, readiness: Readiness) -> Daemon {
         self.readiness = readiness;
         self

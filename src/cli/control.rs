@@ -97,9 +97,11 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
         Some(signal) => args.retry.clone().with_first_signal(signal),
         None => args.retry.clone(),
     };
-    match stop::stop(&pidfile, &schedule).map_err(|e| Failure::from_library(&e))? {
-        Stopped::Stopped(_) => {}
-        Stopped::NotRunning(stale) => eprintln!(
+    // Stopped::Stopped, and outcomes a later library may add, need no word.
+    if let Stopped::NotRunning(stale) =
+        stop::stop(&pidfile, &schedule).map_err(|e| Failure::from_library(&e))?
+    {
+        eprintln!(
             "daemonic stop: {} is not running{}",
             args.target.label(),
             if stale {
@@ -107,7 +109,7 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
             } else {
                 ""
             }
-        ),
+        );
     }
     Ok(0)
 }
