@@ -7,7 +7,7 @@ use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use clap::Parser;
-use daemonic::{Daemon, Groups, Stdio};
+use daemonic::{Daemon, Groups, Policy, Program, Restart, Stdio};
 
 #[derive(Parser)]
 struct Args {
@@ -63,6 +63,24 @@ struct Args {
     /// Write the daemon's environment, one KEY=VALUE per line, to this file before ready().
     #[arg(long)]
     report: Option<String>,
+    /// Open this file (close-on-exec, as Rust opens everything), hand it over with
+    /// keep_owned_fd, and print `kept N` with its number.
+    #[arg(long)]
+    keep_file: Option<String>,
+    /// Execute the program after `--` as the daemon (Daemon::spawn) instead of becoming it;
+    /// print `spawned PID` once it is ready.
+    #[arg(long)]
+    spawn: bool,
+    /// Run the program after `--` under a keeper (Daemon::supervise) that restarts it at once
+    /// whenever it ends; print `supervised PID` once it is ready.
+    #[arg(long)]
+    supervise: bool,
+    /// The image the keeper re-executes into (with --supervise).
+    #[arg(long)]
+    keeper_image: Option<String>,
+    /// The program for --spawn and --supervise.
+    #[arg(last = true)]
+    program: Vec<String>,
 }
 
 fn main() {
@@ -115,10 +133,44 @@ fn main() {
     if let Some(t) = args.timeout {
         daemon = daemon.timeout(Duration::from_secs_f64(t));
     }
+    if let Some(path) = &args.keep_file {
+        let file = std::fs::File::open(path).unwrap_or_else(|_| std::process::exit(4));
+        println!("kept {}", std::os::fd::AsRawFd::as_raw_fd(&file));
+        daemon = daemon.keep_owned_fd(file);
+    }
+    if let Some(image) = &args.keeper_image {
+        daemon = daemon.keeper_image(image);
+    }
     daemon = daemon
         .no_core(args.no_core)
         .foreground(args.foreground)
         .ready_at_start(args.ready_at_start);
+    if args.spawn || args.supervise {
+        let Some((name, rest)) = args.program.split_first() else {
+            eprintln!("fixture: no program after --");
+            std::process::exit(2);
+        };
+        let program = Program::new(name).args(rest);
+        let started = if args.spawn {
+            daemon.spawn(&program).map(|s| s.pid())
+        } else {
+            let policy = Policy::new()
+                .restart(Restart::Always)
+                .restart_delay(Duration::ZERO);
+            daemon.supervise(&program, policy).map(|s| s.pid())
+        };
+        match started {
+            Ok(pid) => println!(
+                "{} {pid}",
+                if args.spawn { "spawned" } else { "supervised" }
+            ),
+            Err(err) => {
+                eprintln!("fixture: {err}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
 
     let mut running = match daemon.start() {
         Ok(running) => running,

@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::channel::{self, Record};
@@ -55,7 +56,11 @@ pub struct Daemon {
     groups: Groups,
     chroot: Option<PathBuf>,
     environment: Environment,
+    /// Every descriptor number to keep, borrowed or owned.
     keep_fds: Vec<RawFd>,
+    /// The descriptors given with `keep_owned_fd`, open until the builder is gone (shared, so
+    /// that a clone of the builder keeps the same numbers).
+    owned_fds: Vec<Arc<OwnedFd>>,
     no_core: bool,
     foreground: bool,
     ready_at_start: bool,
@@ -89,6 +94,7 @@ impl Daemon {
             chroot: None,
             environment: Environment::inherit(),
             keep_fds: Vec::new(),
+            owned_fds: Vec::new(),
             no_core: false,
             foreground: false,
             ready_at_start: false,
@@ -211,10 +217,70 @@ impl Daemon {
         self
     }
 
-    /// Keeps a descriptor open in the daemon, at the same number.
+    /// Keeps a descriptor open in the daemon, at the same number; every other descriptor above
+    /// 2 is closed. A program that [`spawn`](Daemon::spawn), [`supervise`](Daemon::supervise)
+    /// or [`run`](Daemon::run) executes finds it at that number even if it was opened
+    /// close-on-exec (as everything Rust opens is): the flag is cleared in the daemon, just
+    /// before the exec.
+    ///
+    /// The builder keeps only the number: the descriptor must stay open until the daemon is
+    /// started. Use it for what this program goes on holding itself, as with
+    /// [`start`](Daemon::start), where the program continues as the daemon with its own objects
+    /// (a listener bound before detaching), or for a number inherited from outside. To hand a
+    /// descriptor over for good, give it with [`keep_owned_fd`](Daemon::keep_owned_fd).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::os::fd::AsFd;
+    /// // Bound while still privileged, served from the daemon.
+    /// let listener = std::net::TcpListener::bind("0.0.0.0:80")?;
+    /// let mut daemon = daemonic::Daemon::new()
+    ///     .user("www")
+    ///     .keep_fd(listener.as_fd())
+    ///     .start()?;
+    /// daemon.ready()?;
+    /// for stream in listener.incoming() {
+    ///     // serve
+    /// #   drop(stream);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn keep_fd(mut self, fd: BorrowedFd<'_>) -> Daemon {
         self.keep_fds.push(fd.as_raw_fd());
+        self
+    }
+
+    /// Hands a descriptor over to the daemon, at its number (read it with
+    /// [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd) first, to tell the program where to find
+    /// it). The builder owns it until then, so the number stays valid; a program it executes
+    /// finds it there even if it was opened close-on-exec, as with [`keep_fd`](Daemon::keep_fd).
+    ///
+    /// The launching process closes its copy once the daemon runs (and when the builder is
+    /// dropped unused). With [`start`](Daemon::start), where this program goes on as the daemon,
+    /// the descriptor stays open in the daemon at its number for its whole life: nothing owns it
+    /// there any more, so take it back with
+    /// [`OwnedFd::from_raw_fd`](std::os::fd::FromRawFd::from_raw_fd), or keep the object and
+    /// lend it with [`keep_fd`](Daemon::keep_fd) instead.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::os::fd::AsRawFd;
+    /// use daemonic::{Daemon, Program};
+    /// let listener = std::net::TcpListener::bind("0.0.0.0:8080")?;
+    /// let fd = listener.as_raw_fd();
+    /// let server = Daemon::new()
+    ///     .user("api")
+    ///     .keep_owned_fd(listener)
+    ///     .spawn(&Program::new("/usr/bin/api-server").arg(format!("--listen-fd={fd}")))?;
+    /// println!("api-server runs as pid {}, serving on descriptor {fd}", server.pid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn keep_owned_fd(mut self, fd: impl Into<OwnedFd>) -> Daemon {
+        let fd = fd.into();
+        self.keep_fds.push(fd.as_raw_fd());
+        self.owned_fds.push(Arc::new(fd));
         self
     }
 
@@ -391,16 +457,21 @@ impl Daemon {
     ///     }
     /// }
     /// ```
-    pub fn start(self) -> Result<Running, Error> {
+    pub fn start(mut self) -> Result<Running, Error> {
         let checked = self.validate()?;
+        // This program goes on as the daemon: what it handed over stays open in it for good.
+        let owned = std::mem::take(&mut self.owned_fds);
         if self.foreground {
-            return self.run_foreground(checked);
+            let running = self.run_foreground(checked)?;
+            std::mem::forget(owned);
+            return Ok(running);
         }
         let mut launch = self.acquire(checked, None, false)?;
         let (child1, ends) = match fork_daemon(&mut launch)? {
             Fork::Daemon(ends) => {
                 // The launcher's ends are closed by close_inherited_fds below, not by us.
                 std::mem::forget(ends);
+                std::mem::forget(owned);
                 return Ok(self.finish_in_daemon(launch));
             }
             Fork::Launcher(child1, ends) => (child1, ends),
@@ -1132,6 +1203,13 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
     signals::reset_signals(launch.exec.is_none()).map_err(|e| (Step::Signals, e))?;
     // Step 1: close everything inherited, except what was asked for and what we use.
     fds::close_inherited_fds(&launch.keep, launch.max_fd);
+    if launch.exec.is_some() {
+        // What the caller kept is for the program, even if it was opened close-on-exec (as
+        // everything Rust opens is). A program that goes on as the daemon keeps its own flags.
+        for &fd in &launch.keep_user {
+            fds::set_cloexec(fd, false).map_err(|e| (Step::CloseFds, e))?;
+        }
+    }
     // Step 9: standard streams.
     redirect_stdio(launch)?;
     if let Some((w, target)) = &launch.ready {

@@ -594,3 +594,95 @@ fn a_daemon_that_never_becomes_ready_is_stopped_after_the_timeout() {
     let message = fails(&sandbox, &["--never-ready", "--timeout", "0.5"]);
     assert!(message.contains("was not ready after 0.5s"), "{message}");
 }
+
+// ---- descriptors handed to a program the library executes ----
+
+/// The number the fixture printed as `kept N` for its `--keep-file`.
+fn kept_number(stdout: &[u8]) -> i32 {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("kept "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'kept N' in {text:?}"))
+}
+
+#[test]
+fn spawn_passes_a_kept_close_on_exec_descriptor_to_the_program() {
+    let sandbox = Sandbox::new();
+    let kept = sandbox.path("kept");
+    std::fs::write(&kept, "").unwrap();
+    let pidfile = sandbox.path("d.pid");
+    let sleep = sleeper(&sandbox);
+    let output = run(sandbox
+        .fixture()
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .arg("--keep-file")
+        .arg(&kept)
+        .args(["--spawn", "--", &sleep, "300"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let number = kept_number(&output.stdout);
+    let pid = pid_in(&pidfile);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        std::fs::canonicalize(&sleep).unwrap(),
+        "the program runs (spawn returns once it is executed)"
+    );
+    let open = fds(pid);
+    assert_eq!(
+        open.get(&number),
+        Some(&kept.display().to_string()),
+        "the file Rust opened close-on-exec reached the program at its number: {open:?}"
+    );
+}
+
+#[test]
+fn a_kept_descriptor_reaches_every_run_of_a_supervised_program() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let kept = sandbox.path("kept");
+    std::fs::write(&kept, "").unwrap();
+    let pidfile = sandbox.path("d.pid");
+    let program = script(
+        &sandbox,
+        "svc.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let output = run(sandbox
+        .fixture()
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .arg("--keep-file")
+        .arg(&kept)
+        .args(["--keeper-image", KEEPER_BIN, "--supervise", "--", &program]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let number = kept_number(&output.stdout);
+    let started = |fifo: &mut Fifo| -> u32 {
+        let line = fifo.line(std::time::Duration::from_secs(10));
+        line.strip_prefix("start ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("expected 'start PID', got {line:?}"))
+    };
+    let first = started(&mut fifo);
+    assert_eq!(fds(first).get(&number), Some(&kept.display().to_string()));
+    // The keeper re-executes into its small image once the program runs; the descriptor must
+    // cross that exec too, or the next run does without it.
+    let keeper = stat(first).ppid;
+    eventually("the keeper re-executed into daemonic-keeper", || {
+        std::fs::read_link(format!("/proc/{keeper}/exe"))
+            .is_ok_and(|exe| exe == std::path::Path::new(KEEPER_BIN))
+    });
+    kill(first, libc::SIGKILL);
+    let second = started(&mut fifo);
+    assert_ne!(first, second);
+    assert_eq!(stat(second).ppid, keeper);
+    let open = fds(second);
+    assert_eq!(
+        open.get(&number),
+        Some(&kept.display().to_string()),
+        "the restarted program lacks the kept descriptor: {open:?}"
+    );
+}
