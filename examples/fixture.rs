@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -78,13 +79,46 @@ struct Args {
     /// The image the keeper re-executes into (with --supervise).
     #[arg(long)]
     keeper_image: Option<String>,
+    /// Install a SIGUSR1 handler before start(); the daemon then says whether it is still
+    /// installed (`usr1 handler installed` or `usr1 handler lost`) and prints `caught USR1` at
+    /// each SIGUSR1.
+    #[arg(long)]
+    handle_usr1: bool,
     /// The program for --spawn and --supervise.
     #[arg(last = true)]
     program: Vec<String>,
 }
 
+/// Set by the SIGUSR1 handler, read by the main loop.
+static CAUGHT_USR1: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_usr1(_signo: libc::c_int) {
+    CAUGHT_USR1.store(true, Ordering::SeqCst);
+}
+
+/// The current SIGUSR1 handler is `on_usr1`.
+fn usr1_handler_installed() -> bool {
+    // SAFETY: a null new action only queries; `old` is written by sigaction.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGUSR1, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == on_usr1 as extern "C" fn(libc::c_int) as libc::sighandler_t
+    }
+}
+
 fn main() {
     let args = Args::parse();
+    if args.handle_usr1 {
+        // SAFETY: a zeroed sigaction with a valid handler and an empty mask; the handler only
+        // stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+        }
+    }
     if args.spawn_thread {
         std::thread::spawn(|| std::thread::sleep(Duration::from_secs(60)));
     }
@@ -189,6 +223,14 @@ fn main() {
         eprintln!("{message}");
         std::process::exit(3);
     }
+    if args.handle_usr1 {
+        let state = if usr1_handler_installed() {
+            "installed"
+        } else {
+            "lost"
+        };
+        println!("usr1 handler {state}");
+    }
     println!("daemon {} started", running.pid());
     let _ = std::io::stdout().flush();
     if !args.never_ready {
@@ -205,5 +247,9 @@ fn main() {
     loop {
         // SAFETY: pause has no preconditions.
         unsafe { libc::pause() };
+        if CAUGHT_USR1.swap(false, Ordering::SeqCst) {
+            println!("caught USR1");
+            let _ = std::io::stdout().flush();
+        }
     }
 }

@@ -443,6 +443,10 @@ impl Daemon {
     ///
     /// Errors found before the first fork are returned in the calling process.
     ///
+    /// Signals: the handlers this program installed before `start()` stay installed, as does
+    /// its runtime's ignored `SIGPIPE`; every other ignored signal goes back to its default
+    /// (an ignore may be inherited from the launching shell), and the signal mask is emptied.
+    ///
     /// # Example
     /// ```no_run
     /// fn main() -> Result<(), daemonic::Error> {
@@ -1198,8 +1202,9 @@ fn wait_until_reparented(child1: libc::pid_t) {
 
 /// The daemon(7) steps that run in the daemon, in order. Async-signal-safe: system calls only.
 fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
-    // Steps 2-3: default dispositions and an empty mask (a Rust program that goes on as the
-    // daemon keeps its runtime's ignored SIGPIPE; an executed program gets the default).
+    // Steps 2-3: default dispositions and an empty mask. A Rust program that goes on as the
+    // daemon keeps the handlers it installed and its runtime's ignored SIGPIPE; an executed
+    // program gets every default.
     signals::reset_signals(launch.exec.is_none()).map_err(|e| (Step::Signals, e))?;
     // Step 1: close everything inherited, except what was asked for and what we use.
     fds::close_inherited_fds(&launch.keep, launch.max_fd);

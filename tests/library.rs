@@ -204,6 +204,47 @@ fn signals_the_launcher_ignored_or_blocked_are_reset() {
 }
 
 #[test]
+fn handlers_the_program_installed_before_start_are_kept() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    let pidfile = sandbox.path("d.pid");
+    let mut command = sandbox.fixture();
+    command
+        .args(["--handle-usr1", "--stdout", out.to_str().unwrap()])
+        .arg("--pidfile")
+        .arg(&pidfile);
+    // SAFETY: signal is async-signal-safe. The launcher inherits SIGUSR2 and SIGHUP ignored.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let output = run(&mut command);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let pid = pid_in(&pidfile);
+    let bit = |signo: i32| 1u64 << (signo - 1);
+    let mask = |field: &str| u64::from_str_radix(&status(pid, field), 16).unwrap();
+    // A handler cannot be inherited across exec: the program installed it, and it stays.
+    assert_ne!(mask("SigCgt") & bit(libc::SIGUSR1), 0, "SIGUSR1 is caught");
+    // Ignored dispositions it inherited are still reset; its runtime's SIGPIPE stays ignored.
+    assert_eq!(mask("SigIgn"), bit(libc::SIGPIPE));
+    assert_eq!(mask("SigBlk"), 0);
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("usr1 handler installed\n"),
+        "the daemon sees its own handler"
+    );
+    kill(pid, libc::SIGUSR1);
+    eventually("the handler ran in the daemon", || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains("caught USR1\n"))
+    });
+    assert_ne!(stat(pid).state, 'Z', "the daemon lives on");
+}
+
+#[test]
 fn environment_is_cleared_and_set() {
     let sandbox = Sandbox::new();
     let report = sandbox.path("env");
