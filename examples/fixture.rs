@@ -52,6 +52,12 @@ struct Args {
     /// Start a thread before daemonizing (start() must refuse).
     #[arg(long)]
     spawn_thread: bool,
+    /// Open an epoll instance before start(), as a single-threaded async runtime does (start()
+    /// must refuse); with --keep-epoll it is kept, which start() allows.
+    #[arg(long)]
+    epoll_before_start: bool,
+    #[arg(long)]
+    keep_epoll: bool,
     /// Write this to stderr and exit with status 3 instead of becoming ready.
     #[arg(long)]
     fail_before_ready: Option<String>,
@@ -123,6 +129,19 @@ fn main() {
         std::thread::spawn(|| std::thread::sleep(Duration::from_secs(60)));
     }
     let mut daemon = Daemon::new();
+    // Held until the end of main, as a runtime holds its epoll instance.
+    let epoll = args.epoll_before_start.then(|| {
+        // SAFETY: epoll_create1 returns a new descriptor, owned below, or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            std::process::exit(4);
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    });
+    if let (Some(epoll), true) = (&epoll, args.keep_epoll) {
+        daemon = daemon.keep_fd(std::os::fd::AsFd::as_fd(epoll));
+    }
     if let Some(p) = &args.pidfile {
         daemon = daemon.pidfile(p);
     }

@@ -441,6 +441,26 @@ impl Daemon {
     /// Becomes the daemon. Returns in the daemon process; the launching process waits for
     /// [`Running::ready`] and exits 0, or prints the failure on its stderr and exits 1.
     ///
+    /// **Call it first, before starting any thread and before building an async runtime, even
+    /// a single-threaded one** (tokio's `current_thread`, and so `#[tokio::main]`, which builds
+    /// its runtime before `main`'s body runs). `fork` keeps only the calling thread, and the
+    /// daemon closes every descriptor it was not asked to keep: a runtime's epoll instance and
+    /// wakers among them. `start()` refuses a process that runs more than one thread, or that
+    /// has an epoll or io_uring instance open (Linux), but it cannot see everything a runtime
+    /// holds. Build the runtime in the daemon, once `start()` has returned:
+    ///
+    /// ```ignore
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let mut daemon = daemonic::Daemon::new().pidfile("/run/app.pid").start()?; // first
+    ///     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    ///     runtime.block_on(async {
+    ///         let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+    ///         daemon.ready()?;
+    ///         serve(listener).await
+    ///     })
+    /// }
+    /// ```
+    ///
     /// Errors found before the first fork are returned in the calling process.
     ///
     /// Signals: the handlers this program installed before `start()` stay installed, as does
@@ -463,6 +483,7 @@ impl Daemon {
     /// ```
     pub fn start(mut self) -> Result<Running, Error> {
         let checked = self.validate()?;
+        refuse_async_runtime(&self.keep_fds)?;
         // This program goes on as the daemon: what it handed over stays open in it for good.
         let owned = std::mem::take(&mut self.owned_fds);
         if self.foreground {
@@ -1508,6 +1529,51 @@ fn exit_launcher(outcome: Result<u32, Error>) -> ! {
             std::process::exit(1)
         }
     }
+}
+
+/// Refuses to go on as the daemon from inside an async runtime that runs on this one thread
+/// (tokio's `current_thread`, smol, glommio): it passes the thread check, but its epoll or
+/// io_uring instance, and the wakers registered with it, are descriptors the daemon closes, and
+/// the runtime breaks at its next poll. Such an instance is what every Linux runtime with I/O
+/// creates first; one the caller asked to keep is its own business. Linux; elsewhere nothing is
+/// checked.
+fn refuse_async_runtime(keep: &[RawFd]) -> Result<(), Error> {
+    #[cfg(target_os = "linux")]
+    {
+        let dir = std::fs::read_dir("/proc/self/fd")
+            .map_err(|e| Error::os(Step::Threads, "/proc/self/fd", e))?;
+        for entry in dir.flatten() {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok())
+            else {
+                continue;
+            };
+            if keep.contains(&fd) {
+                continue;
+            }
+            // The directory's own descriptor, and any closed meanwhile, read as something else.
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let kind = match target.as_os_str().as_bytes() {
+                b"anon_inode:[eventpoll]" => "an epoll instance",
+                b"anon_inode:[io_uring]" => "an io_uring instance",
+                _ => continue,
+            };
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Threads,
+                format!(
+                    "descriptor {fd} is {kind}, likely an async runtime's: the daemon would close it and the runtime would break (call start() first, before building a runtime or starting threads)"
+                ),
+            ));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = keep;
+    Ok(())
 }
 
 /// Refuses a process that already runs more than one thread: after fork only the calling

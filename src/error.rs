@@ -20,7 +20,7 @@ use std::io;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Step {
-    /// Checking that the process runs a single thread.
+    /// Checking that the process runs a single thread (and, for `start`, no async runtime).
     Threads,
     /// Looking up the user to run as.
     User,

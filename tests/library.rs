@@ -587,6 +587,24 @@ fn a_multithreaded_process_is_refused() {
 }
 
 #[test]
+fn start_inside_a_single_threaded_async_runtime_is_refused() {
+    let sandbox = Sandbox::new();
+    // One thread, and an epoll instance open, as tokio's current_thread runtime has.
+    let message = fails(&sandbox, &["--epoll-before-start"]);
+    assert!(message.contains("is an epoll instance"), "{message}");
+    assert!(
+        message.contains("call start() first, before building a runtime"),
+        "{message}"
+    );
+    // Kept on purpose, it is the caller's business.
+    let (_, pid) = start(&sandbox, &["--epoll-before-start", "--keep-epoll"]);
+    assert!(
+        fds(pid).values().any(|t| t == "anon_inode:[eventpoll]"),
+        "the kept epoll instance is in the daemon"
+    );
+}
+
+#[test]
 fn a_failed_privilege_change_after_the_fork_is_reported_by_step() {
     if !is_root() {
         eprintln!("skipped: needs root to run the launcher as nobody");
