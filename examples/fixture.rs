@@ -4,10 +4,11 @@
 
 use std::io::Write;
 use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use daemonic::{Daemon, Groups, Stdio};
+use daemonic::{Daemon, Groups, Policy, Program, Restart, Stdio};
 
 #[derive(Parser)]
 struct Args {
@@ -51,6 +52,12 @@ struct Args {
     /// Start a thread before daemonizing (start() must refuse).
     #[arg(long)]
     spawn_thread: bool,
+    /// Open an epoll instance before start(), as a single-threaded async runtime does (start()
+    /// must refuse); with --keep-epoll it is kept, which start() allows.
+    #[arg(long)]
+    epoll_before_start: bool,
+    #[arg(long)]
+    keep_epoll: bool,
     /// Write this to stderr and exit with status 3 instead of becoming ready.
     #[arg(long)]
     fail_before_ready: Option<String>,
@@ -63,14 +70,78 @@ struct Args {
     /// Write the daemon's environment, one KEY=VALUE per line, to this file before ready().
     #[arg(long)]
     report: Option<String>,
+    /// Open this file (close-on-exec, as Rust opens everything), hand it over with
+    /// keep_owned_fd, and print `kept N` with its number.
+    #[arg(long)]
+    keep_file: Option<String>,
+    /// Execute the program after `--` as the daemon (Daemon::spawn) instead of becoming it;
+    /// print `spawned PID` once it is ready.
+    #[arg(long)]
+    spawn: bool,
+    /// Run the program after `--` under a keeper (Daemon::supervise) that restarts it at once
+    /// whenever it ends; print `supervised PID` once it is ready.
+    #[arg(long)]
+    supervise: bool,
+    /// The image the keeper re-executes into (with --supervise).
+    #[arg(long)]
+    keeper_image: Option<String>,
+    /// Install a SIGUSR1 handler before start(); the daemon then says whether it is still
+    /// installed (`usr1 handler installed` or `usr1 handler lost`) and prints `caught USR1` at
+    /// each SIGUSR1.
+    #[arg(long)]
+    handle_usr1: bool,
+    /// The program for --spawn and --supervise.
+    #[arg(last = true)]
+    program: Vec<String>,
+}
+
+/// Set by the SIGUSR1 handler, read by the main loop.
+static CAUGHT_USR1: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_usr1(_signo: libc::c_int) {
+    CAUGHT_USR1.store(true, Ordering::SeqCst);
+}
+
+/// The current SIGUSR1 handler is `on_usr1`.
+fn usr1_handler_installed() -> bool {
+    // SAFETY: a null new action only queries; `old` is written by sigaction.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGUSR1, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == on_usr1 as extern "C" fn(libc::c_int) as libc::sighandler_t
+    }
 }
 
 fn main() {
     let args = Args::parse();
+    if args.handle_usr1 {
+        // SAFETY: a zeroed sigaction with a valid handler and an empty mask; the handler only
+        // stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+        }
+    }
     if args.spawn_thread {
         std::thread::spawn(|| std::thread::sleep(Duration::from_secs(60)));
     }
     let mut daemon = Daemon::new();
+    // Held until the end of main, as a runtime holds its epoll instance.
+    let epoll = args.epoll_before_start.then(|| {
+        // SAFETY: epoll_create1 returns a new descriptor, owned below, or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            std::process::exit(4);
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    });
+    if let (Some(epoll), true) = (&epoll, args.keep_epoll) {
+        daemon = daemon.keep_fd(std::os::fd::AsFd::as_fd(epoll));
+    }
     if let Some(p) = &args.pidfile {
         daemon = daemon.pidfile(p);
     }
@@ -115,10 +186,44 @@ fn main() {
     if let Some(t) = args.timeout {
         daemon = daemon.timeout(Duration::from_secs_f64(t));
     }
+    if let Some(path) = &args.keep_file {
+        let file = std::fs::File::open(path).unwrap_or_else(|_| std::process::exit(4));
+        println!("kept {}", std::os::fd::AsRawFd::as_raw_fd(&file));
+        daemon = daemon.keep_owned_fd(file);
+    }
+    if let Some(image) = &args.keeper_image {
+        daemon = daemon.keeper_image(image);
+    }
     daemon = daemon
         .no_core(args.no_core)
         .foreground(args.foreground)
         .ready_at_start(args.ready_at_start);
+    if args.spawn || args.supervise {
+        let Some((name, rest)) = args.program.split_first() else {
+            eprintln!("fixture: no program after --");
+            std::process::exit(2);
+        };
+        let program = Program::new(name).args(rest);
+        let started = if args.spawn {
+            daemon.spawn(&program).map(|s| s.pid())
+        } else {
+            let policy = Policy::new()
+                .restart(Restart::Always)
+                .restart_delay(Duration::ZERO);
+            daemon.supervise(&program, policy).map(|s| s.pid())
+        };
+        match started {
+            Ok(pid) => println!(
+                "{} {pid}",
+                if args.spawn { "spawned" } else { "supervised" }
+            ),
+            Err(err) => {
+                eprintln!("fixture: {err}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
 
     let mut running = match daemon.start() {
         Ok(running) => running,
@@ -137,6 +242,14 @@ fn main() {
         eprintln!("{message}");
         std::process::exit(3);
     }
+    if args.handle_usr1 {
+        let state = if usr1_handler_installed() {
+            "installed"
+        } else {
+            "lost"
+        };
+        println!("usr1 handler {state}");
+    }
     println!("daemon {} started", running.pid());
     let _ = std::io::stdout().flush();
     if !args.never_ready {
@@ -153,5 +266,9 @@ fn main() {
     loop {
         // SAFETY: pause has no preconditions.
         unsafe { libc::pause() };
+        if CAUGHT_USR1.swap(false, Ordering::SeqCst) {
+            println!("caught USR1");
+            let _ = std::io::stdout().flush();
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::channel::{self, Record};
@@ -55,7 +56,11 @@ pub struct Daemon {
     groups: Groups,
     chroot: Option<PathBuf>,
     environment: Environment,
+    /// Every descriptor number to keep, borrowed or owned.
     keep_fds: Vec<RawFd>,
+    /// The descriptors given with `keep_owned_fd`, open until the builder is gone (shared, so
+    /// that a clone of the builder keeps the same numbers).
+    owned_fds: Vec<Arc<OwnedFd>>,
     no_core: bool,
     foreground: bool,
     ready_at_start: bool,
@@ -89,6 +94,7 @@ impl Daemon {
             chroot: None,
             environment: Environment::inherit(),
             keep_fds: Vec::new(),
+            owned_fds: Vec::new(),
             no_core: false,
             foreground: false,
             ready_at_start: false,
@@ -102,12 +108,14 @@ impl Daemon {
     }
 
     /// The file mode creation mask (default `0o022`; the seed's `0` stays available).
+    #[must_use]
     pub fn umask(mut self, mask: u32) -> Daemon {
         self.umask = (mask & 0o777) as libc::mode_t;
         self
     }
 
     /// The working directory (default `/`); inside the chroot when there is one.
+    #[must_use]
     pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Daemon {
         self.workdir = dir.into();
         self
@@ -115,12 +123,14 @@ impl Daemon {
 
     /// The bound for closing descriptors, used only where the descriptor table cannot be walked
     /// (no `close_range`, no `/proc/self/fd`). Default 1024.
+    #[must_use]
     pub fn max_fd(mut self, max_fd: RawFd) -> Daemon {
         self.max_fd = max_fd.max(3);
         self
     }
 
     /// The seed's `redirect_to`: one file for stdin, stdout and stderr (appended to).
+    #[must_use]
     pub fn redirect_to(self, path: impl Into<PathBuf>) -> Daemon {
         let path = path.into();
         self.stdin(Stdio::Append(path.clone()))
@@ -129,12 +139,14 @@ impl Daemon {
     }
 
     /// Standard input (default `/dev/null`).
+    #[must_use]
     pub fn stdin(mut self, target: Stdio) -> Daemon {
         self.stdio[0] = target;
         self
     }
 
     /// Standard output (default `/dev/null`).
+    #[must_use]
     pub fn stdout(mut self, target: Stdio) -> Daemon {
         self.stdio[1] = target;
         self
@@ -142,12 +154,14 @@ impl Daemon {
 
     /// Standard error (default `/dev/null`). Until [`Running::ready`], what the daemon writes to
     /// stderr goes to the launcher's stderr, so a failure before readiness is seen.
+    #[must_use]
     pub fn stderr(mut self, target: Stdio) -> Daemon {
         self.stdio[2] = target;
         self
     }
 
     /// A pidfile: locked for the daemon's life, holding its final pid.
+    #[must_use]
     pub fn pidfile(mut self, path: impl Into<PathBuf>) -> Daemon {
         self.pidfile = Some(path.into());
         self
@@ -155,54 +169,123 @@ impl Daemon {
 
     /// The user to run as (name or id); also sets the group to the user's primary group unless
     /// [`group`](Daemon::group) is given.
+    #[must_use]
     pub fn user(mut self, user: impl Into<String>) -> Daemon {
         self.user = Some(user.into());
         self
     }
 
     /// The group to run as (name or id).
+    #[must_use]
     pub fn group(mut self, group: impl Into<String>) -> Daemon {
         self.group = Some(group.into());
         self
     }
 
     /// The supplementary groups when running as a user (default: the user's, as initgroups).
+    #[must_use]
     pub fn groups(mut self, groups: Groups) -> Daemon {
         self.groups = groups;
         self
     }
 
     /// A directory to `chroot` into before dropping privileges.
+    #[must_use]
     pub fn chroot(mut self, dir: impl Into<PathBuf>) -> Daemon {
         self.chroot = Some(dir.into());
         self
     }
 
     /// The daemon's environment (default: the launcher's).
+    #[must_use]
     pub fn environment(mut self, environment: Environment) -> Daemon {
         self.environment = environment;
         self
     }
 
     /// Sets one environment variable.
+    #[must_use]
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Daemon {
         self.environment = self.environment.set(key.as_ref(), value.as_ref());
         self
     }
 
     /// Starts from an empty environment.
+    #[must_use]
     pub fn clear_env(mut self) -> Daemon {
         self.environment = self.environment.clear();
         self
     }
 
-    /// Keeps a descriptor open in the daemon, at the same number.
+    /// Keeps a descriptor open in the daemon, at the same number; every other descriptor above
+    /// 2 is closed. A program that [`spawn`](Daemon::spawn), [`supervise`](Daemon::supervise)
+    /// or [`run`](Daemon::run) executes finds it at that number even if it was opened
+    /// close-on-exec (as everything Rust opens is): the flag is cleared in the daemon, just
+    /// before the exec.
+    ///
+    /// The builder keeps only the number: the descriptor must stay open until the daemon is
+    /// started. Use it for what this program goes on holding itself, as with
+    /// [`start`](Daemon::start), where the program continues as the daemon with its own objects
+    /// (a listener bound before detaching), or for a number inherited from outside. To hand a
+    /// descriptor over for good, give it with [`keep_owned_fd`](Daemon::keep_owned_fd).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::os::fd::AsFd;
+    /// // Bound while still privileged, served from the daemon.
+    /// let listener = std::net::TcpListener::bind("0.0.0.0:80")?;
+    /// let mut daemon = daemonic::Daemon::new()
+    ///     .user("www")
+    ///     .keep_fd(listener.as_fd())
+    ///     .start()?;
+    /// daemon.ready()?;
+    /// for stream in listener.incoming() {
+    ///     // serve
+    /// #   drop(stream);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
     pub fn keep_fd(mut self, fd: BorrowedFd<'_>) -> Daemon {
         self.keep_fds.push(fd.as_raw_fd());
         self
     }
 
+    /// Hands a descriptor over to the daemon, at its number (read it with
+    /// [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd) first, to tell the program where to find
+    /// it). The builder owns it until then, so the number stays valid; a program it executes
+    /// finds it there even if it was opened close-on-exec, as with [`keep_fd`](Daemon::keep_fd).
+    ///
+    /// The launching process closes its copy once the daemon runs (and when the builder is
+    /// dropped unused). With [`start`](Daemon::start), where this program goes on as the daemon,
+    /// the descriptor stays open in the daemon at its number for its whole life: nothing owns it
+    /// there any more, so take it back with
+    /// [`OwnedFd::from_raw_fd`](std::os::fd::FromRawFd::from_raw_fd), or keep the object and
+    /// lend it with [`keep_fd`](Daemon::keep_fd) instead.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::os::fd::AsRawFd;
+    /// use daemonic::{Daemon, Program};
+    /// let listener = std::net::TcpListener::bind("0.0.0.0:8080")?;
+    /// let fd = listener.as_raw_fd();
+    /// let server = Daemon::new()
+    ///     .user("api")
+    ///     .keep_owned_fd(listener)
+    ///     .spawn(&Program::new("/usr/bin/api-server").arg(format!("--listen-fd={fd}")))?;
+    /// println!("api-server runs as pid {}, serving on descriptor {fd}", server.pid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn keep_owned_fd(mut self, fd: impl Into<OwnedFd>) -> Daemon {
+        let fd = fd.into();
+        self.keep_fds.push(fd.as_raw_fd());
+        self.owned_fds.push(Arc::new(fd));
+        self
+    }
+
     /// Disables core dumps (`RLIMIT_CORE` 0).
+    #[must_use]
     pub fn no_core(mut self, on: bool) -> Daemon {
         self.no_core = on;
         self
@@ -223,6 +306,7 @@ impl Daemon {
     /// daemon.ready()?;
     /// # Ok::<(), daemonic::Error>(())
     /// ```
+    #[must_use]
     pub fn foreground(mut self, on: bool) -> Daemon {
         self.foreground = on;
         self
@@ -236,18 +320,21 @@ impl Daemon {
     /// // The launcher has exited already.
     /// # Ok::<(), daemonic::Error>(())
     /// ```
+    #[must_use]
     pub fn ready_at_start(mut self, on: bool) -> Daemon {
         self.ready_at_start = on;
         self
     }
 
     /// How long the launcher waits for readiness before giving up (default 60 s).
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Daemon {
         self.timeout = timeout;
         self
     }
 
     /// How a spawned program signals readiness (default: once it is executed).
+    #[must_use]
     pub fn readiness(mut self, readiness: Readiness) -> Daemon {
         self.readiness = readiness;
         self
@@ -354,7 +441,31 @@ impl Daemon {
     /// Becomes the daemon. Returns in the daemon process; the launching process waits for
     /// [`Running::ready`] and exits 0, or prints the failure on its stderr and exits 1.
     ///
+    /// **Call it first, before starting any thread and before building an async runtime, even
+    /// a single-threaded one** (tokio's `current_thread`, and so `#[tokio::main]`, which builds
+    /// its runtime before `main`'s body runs). `fork` keeps only the calling thread, and the
+    /// daemon closes every descriptor it was not asked to keep: a runtime's epoll instance and
+    /// wakers among them. `start()` refuses a process that runs more than one thread, or that
+    /// has an epoll or io_uring instance open (Linux), but it cannot see everything a runtime
+    /// holds. Build the runtime in the daemon, once `start()` has returned:
+    ///
+    /// ```ignore
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let mut daemon = daemonic::Daemon::new().pidfile("/run/app.pid").start()?; // first
+    ///     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    ///     runtime.block_on(async {
+    ///         let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+    ///         daemon.ready()?;
+    ///         serve(listener).await
+    ///     })
+    /// }
+    /// ```
+    ///
     /// Errors found before the first fork are returned in the calling process.
+    ///
+    /// Signals: the handlers this program installed before `start()` stay installed, as does
+    /// its runtime's ignored `SIGPIPE`; every other ignored signal goes back to its default
+    /// (an ignore may be inherited from the launching shell), and the signal mask is emptied.
     ///
     /// # Example
     /// ```no_run
@@ -370,16 +481,22 @@ impl Daemon {
     ///     }
     /// }
     /// ```
-    pub fn start(self) -> Result<Running, Error> {
+    pub fn start(mut self) -> Result<Running, Error> {
         let checked = self.validate()?;
+        refuse_async_runtime(&self.keep_fds)?;
+        // This program goes on as the daemon: what it handed over stays open in it for good.
+        let owned = std::mem::take(&mut self.owned_fds);
         if self.foreground {
-            return self.run_foreground(checked);
+            let running = self.run_foreground(checked)?;
+            std::mem::forget(owned);
+            return Ok(running);
         }
         let mut launch = self.acquire(checked, None, false)?;
         let (child1, ends) = match fork_daemon(&mut launch)? {
             Fork::Daemon(ends) => {
                 // The launcher's ends are closed by close_inherited_fds below, not by us.
                 std::mem::forget(ends);
+                std::mem::forget(owned);
                 return Ok(self.finish_in_daemon(launch));
             }
             Fork::Launcher(child1, ends) => (child1, ends),
@@ -1152,11 +1269,19 @@ fn wait_until_reparented(child1: libc::pid_t) {
 
 /// The daemon(7) steps that run in the daemon, in order. Async-signal-safe: system calls only.
 fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
-    // Steps 2-3: default dispositions and an empty mask (a Rust program that goes on as the
-    // daemon keeps its runtime's ignored SIGPIPE; an executed program gets the default).
+    // Steps 2-3: default dispositions and an empty mask. A Rust program that goes on as the
+    // daemon keeps the handlers it installed and its runtime's ignored SIGPIPE; an executed
+    // program gets every default.
     signals::reset_signals(launch.exec.is_none()).map_err(|e| (Step::Signals, e))?;
     // Step 1: close everything inherited, except what was asked for and what we use.
     fds::close_inherited_fds(&launch.keep, launch.max_fd);
+    if launch.exec.is_some() {
+        // What the caller kept is for the program, even if it was opened close-on-exec (as
+        // everything Rust opens is). A program that goes on as the daemon keeps its own flags.
+        for &fd in &launch.keep_user {
+            fds::set_cloexec(fd, false).map_err(|e| (Step::CloseFds, e))?;
+        }
+    }
     // Step 9: standard streams.
     redirect_stdio(launch)?;
     if let Some((w, target)) = &launch.ready {
@@ -1450,6 +1575,51 @@ fn exit_launcher(outcome: Result<u32, Error>) -> ! {
             std::process::exit(1)
         }
     }
+}
+
+/// Refuses to go on as the daemon from inside an async runtime that runs on this one thread
+/// (tokio's `current_thread`, smol, glommio): it passes the thread check, but its epoll or
+/// io_uring instance, and the wakers registered with it, are descriptors the daemon closes, and
+/// the runtime breaks at its next poll. Such an instance is what every Linux runtime with I/O
+/// creates first; one the caller asked to keep is its own business. Linux; elsewhere nothing is
+/// checked.
+fn refuse_async_runtime(keep: &[RawFd]) -> Result<(), Error> {
+    #[cfg(target_os = "linux")]
+    {
+        let dir = std::fs::read_dir("/proc/self/fd")
+            .map_err(|e| Error::os(Step::Threads, "/proc/self/fd", e))?;
+        for entry in dir.flatten() {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok())
+            else {
+                continue;
+            };
+            if keep.contains(&fd) {
+                continue;
+            }
+            // The directory's own descriptor, and any closed meanwhile, read as something else.
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let kind = match target.as_os_str().as_bytes() {
+                b"anon_inode:[eventpoll]" => "an epoll instance",
+                b"anon_inode:[io_uring]" => "an io_uring instance",
+                _ => continue,
+            };
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::Threads,
+                format!(
+                    "descriptor {fd} is {kind}, likely an async runtime's: the daemon would close it and the runtime would break (call start() first, before building a runtime or starting threads)"
+                ),
+            ));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = keep;
+    Ok(())
 }
 
 /// Refuses a process that already runs more than one thread: after fork only the calling

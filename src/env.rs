@@ -34,18 +34,21 @@ impl Environment {
     }
 
     /// Drops the launcher's environment; changes made so far and later still apply.
+    #[must_use]
     pub fn clear(mut self) -> Environment {
         self.clear = true;
         self
     }
 
     /// Sets `key` to `value`.
+    #[must_use]
     pub fn set(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Environment {
         self.changes.push((key.into(), Some(value.into())));
         self
     }
 
     /// Removes `key`.
+    #[must_use]
     pub fn remove(mut self, key: impl Into<OsString>) -> Environment {
         self.changes.push((key.into(), None));
         self

@@ -20,7 +20,7 @@ use std::io;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Step {
-    /// Checking that the process runs a single thread.
+    /// Checking that the process runs a single thread (and, for `start`, no async runtime).
     Threads,
     /// Looking up the user to run as.
     User,
@@ -197,12 +197,20 @@ pub enum ErrorKind {
 /// `Debug` prints the same line as `Display`, so `fn main() -> Result<(), daemonic::Error>` shows
 /// a readable message.
 ///
+/// The OS error is part of that line and is not also given as
+/// [`source`](std::error::Error::source): error reporters that print the whole chain (`anyhow`,
+/// `eyre`, a `main` that returns one of them) would otherwise print it twice. Its number is
+/// [`raw_os_error`](Error::raw_os_error).
+///
 /// # Example
 /// ```
 /// use daemonic::{Daemon, Step};
 /// let err = Daemon::new().workdir("/no/such/dir").check().unwrap_err();
 /// assert_eq!(err.step(), Step::Workdir);
 /// assert!(err.to_string().contains("/no/such/dir"));
+/// assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+/// // The message already names the OS error: it is not given again as the source.
+/// assert!(std::error::Error::source(&err).is_none());
 /// ```
 #[derive(thiserror::Error)]
 #[error("{message}")]
@@ -210,8 +218,9 @@ pub struct Error {
     kind: ErrorKind,
     step: Step,
     message: String,
-    #[source]
-    source: Option<io::Error>,
+    /// The errno of the OS error the message names, kept as a number rather than as a source
+    /// (see the type's documentation).
+    errno: Option<i32>,
 }
 
 impl Error {
@@ -232,7 +241,7 @@ impl Error {
             kind,
             step,
             message,
-            source: Some(err),
+            errno: err.raw_os_error(),
         }
     }
 
@@ -242,7 +251,7 @@ impl Error {
             kind,
             step,
             message: message.into(),
-            source: None,
+            errno: None,
         }
     }
 
@@ -272,7 +281,7 @@ impl Error {
 
     /// The OS error number, when an OS call failed.
     pub fn raw_os_error(&self) -> Option<i32> {
-        self.source.as_ref().and_then(io::Error::raw_os_error)
+        self.errno
     }
 }
 
@@ -320,5 +329,39 @@ mod tests {
                 .starts_with("chdir /x: No such file or directory")
         );
         assert_eq!(format!("{err:?}"), err.to_string());
+    }
+
+    /// What a reporter that walks the source chain (anyhow's `{:#}`, eyre) prints.
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut next = err.source();
+        while let Some(cause) = next {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        text
+    }
+
+    #[test]
+    fn os_error_appears_once_in_a_reported_chain() {
+        let err = Error::os(
+            Step::Pidfile,
+            "/run/app.pid",
+            io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+        let os_text = io::Error::from_raw_os_error(libc::EACCES).to_string();
+        assert_eq!(err.to_string(), format!("pidfile /run/app.pid: {os_text}"));
+        assert_eq!(chain(&err).matches(&os_text).count(), 1, "{}", chain(&err));
+        // Converted into an io::Error (the `?` in a `main` returning io::Result), still once.
+        let io_err = io::Error::from(err);
+        assert_eq!(
+            chain(&io_err).matches(&os_text).count(),
+            1,
+            "{}",
+            chain(&io_err)
+        );
     }
 }

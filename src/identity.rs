@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind, Step};
 /// let daemon = Daemon::new().user("nobody").groups(Groups::None);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Groups {
     /// The user's groups from the group database, as `initgroups(3)` would set them.
     #[default]

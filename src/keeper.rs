@@ -570,6 +570,9 @@ impl Keeper {
             fds.push(r.as_raw_fd());
             fds.push(w.as_raw_fd());
         }
+        // The caller's descriptors for the program: each restart hands them on again, and a
+        // number lost here would be reused by the keeper and given to the program instead.
+        fds.extend(self.spec.keep.iter().copied());
         fds
     }
 

@@ -35,6 +35,7 @@ const EXIT_SETTLE: Duration = Duration::from_millis(200);
 /// let daemon = Daemon::new().readiness(Readiness::Notify);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Readiness {
     /// Ready once `execve` succeeded.
     #[default]

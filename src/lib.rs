@@ -12,6 +12,35 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # `start()` comes first
+//!
+//! **Call [`Daemon::start`] at the very beginning of `main`: before starting any thread, and
+//! before building an async runtime, even a single-threaded one** (tokio's `current_thread`,
+//! smol, and `#[tokio::main]`, which builds its runtime before `main`'s body runs). `fork` keeps
+//! only the calling thread, and the daemon closes every descriptor it was not asked to keep: a
+//! runtime's epoll instance and wakers among them, so the runtime breaks at its next poll.
+//! `start()` refuses a process that runs more than one thread, or that has an epoll or io_uring
+//! instance open (Linux), but it cannot see everything a runtime holds. Build the runtime in the
+//! daemon, once `start()` has returned:
+//!
+//! ```ignore
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut daemon = daemonic::Daemon::new().pidfile("/run/app.pid").start()?; // first
+//!     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//!     runtime.block_on(async {
+//!         let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//!         daemon.ready()?; // the launcher exits 0 here
+//!         serve(listener).await
+//!     })
+//! }
+//! ```
+//!
+//! [`Daemon::spawn`] and [`Daemon::supervise`] return in the calling process and execute the
+//! program in the forked one, so a program on a single-threaded runtime may call them (they
+//! block its thread until the program is ready); they too refuse a process with more threads.
+//!
+//! # The procedure
+//!
 //! The procedure, in order ([`Daemon::start`]): refuse a multi-threaded process; resolve the
 //! user, group, paths and program; lock the pidfile; open the standard streams; fork; `setsid`;
 //! fork; reset signal dispositions and the mask; close inherited descriptors; redirect 0-2;

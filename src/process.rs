@@ -178,6 +178,7 @@ pub(crate) fn is_alive(pid: u32) -> bool {
 
 /// The fields of `/proc/PID/stat` that matter to a daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProcStat {
     /// Process state (`R`, `S`, `Z`, ...).
     pub state: char,

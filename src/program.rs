@@ -33,12 +33,14 @@ impl Program {
     }
 
     /// Adds an argument.
+    #[must_use]
     pub fn arg(mut self, arg: impl Into<OsString>) -> Program {
         self.args.push(arg.into());
         self
     }
 
     /// Adds arguments.
+    #[must_use]
     pub fn args<I, S>(mut self, args: I) -> Program
     where
         I: IntoIterator<Item = S>,

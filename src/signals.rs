@@ -2,27 +2,42 @@
 //!
 //! Rust's runtime ignores `SIGPIPE` at start-up; a daemon that kept that disposition would pass it
 //! to every program it executes, which would then see `EPIPE` errors instead of ending when its
-//! reader goes away. [`reset_signals`] restores every disposition and unblocks every signal.
+//! reader goes away. [`reset_signals`] restores the dispositions a daemon must not inherit and
+//! unblocks every signal.
 
 use std::io;
 
-/// Sets every signal's disposition to `SIG_DFL` and clears the signal mask. Async-signal-safe.
+/// Sets signal dispositions to `SIG_DFL` and clears the signal mask. Async-signal-safe.
 ///
-/// With `keep_sigpipe_ignored`, a `SIGPIPE` that was ignored stays ignored: when the calling Rust
-/// program itself goes on as the daemon, its runtime ignored `SIGPIPE` at start-up and its code
-/// relies on `EPIPE` errors (a write to a closed socket must not kill the daemon). Programs it
-/// executes later get the default back from `std::process::Command`. When daemonic executes a
-/// program itself, nothing is kept.
+/// Without `keep_own`, every disposition is reset: a program is about to be executed (or a
+/// keeper to run), and it starts from the defaults.
 ///
-/// `SIGKILL` and `SIGSTOP` cannot be changed; the real-time signals glibc reserves are reset with
-/// the raw system call.
+/// With `keep_own`, the calling Rust program goes on as the daemon, and what it set itself stays:
+/// - a handler: a handler cannot be inherited across `execve`, so this program (its code, its
+///   runtime, glibc) installed it and relies on it;
+/// - an ignored `SIGPIPE`: the runtime ignored it at start-up and the program's code relies on
+///   `EPIPE` errors (a write to a closed socket must not kill the daemon). Programs it executes
+///   later get the default back from `std::process::Command`.
 ///
-/// References: sigaction(2), sigprocmask(2), daemon(7).
-pub(crate) fn reset_signals(keep_sigpipe_ignored: bool) -> io::Result<()> {
-    let sigpipe_ignored = keep_sigpipe_ignored && is_ignored(libc::SIGPIPE);
+/// Other ignored signals are reset either way: an ignore is inherited across `execve`, so it may
+/// well be the launching shell's (`nohup` ignores `SIGHUP`), and a daemon must not keep that.
+///
+/// `SIGKILL` and `SIGSTOP` cannot be changed; the real-time signals glibc reserves are read and
+/// reset with the raw system call.
+///
+/// References: sigaction(2), sigprocmask(2), signal(7), daemon(7).
+pub(crate) fn reset_signals(keep_own: bool) -> io::Result<()> {
     for signo in 1..max_signal() {
         if signo == libc::SIGKILL || signo == libc::SIGSTOP {
             continue;
+        }
+        if keep_own {
+            match current_handler(signo) {
+                Some(libc::SIG_DFL) | None => {}
+                Some(libc::SIG_IGN) if signo != libc::SIGPIPE => {}
+                // A handler of this program's own, or its runtime's ignored SIGPIPE.
+                Some(_) => continue,
+            }
         }
         // SAFETY: a zeroed sigaction with sa_sigaction = SIG_DFL and an empty mask is a valid
         // argument; we pass no old-action pointer.
@@ -36,10 +51,6 @@ pub(crate) fn reset_signals(keep_sigpipe_ignored: bool) -> io::Result<()> {
             reset_reserved(signo);
         }
     }
-    if sigpipe_ignored {
-        // SAFETY: signal() with SIG_IGN has no memory effects.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    }
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it.
     let ret = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -52,13 +63,31 @@ pub(crate) fn reset_signals(keep_sigpipe_ignored: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether `signo` is currently ignored. Async-signal-safe.
-fn is_ignored(signo: libc::c_int) -> bool {
+/// The current disposition of `signo` (`SIG_DFL`, `SIG_IGN` or a handler's address), or `None`
+/// when it cannot be read. Async-signal-safe.
+fn current_handler(signo: libc::c_int) -> Option<libc::sighandler_t> {
     // SAFETY: a null new action only queries; `old` is written by sigaction.
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(signo, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+        if libc::sigaction(signo, std::ptr::null(), &mut old) == 0 {
+            return Some(old.sa_sigaction);
+        }
     }
+    reserved_handler(signo)
+}
+
+/// The kernel's struct sigaction on the architectures where glibc's reserved signals are
+/// handled: handler, flags, restorer, mask (both define `SA_RESTORER`).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
 }
 
 /// glibc's `sigaction` refuses the real-time signals it reserves (32 and 33), but a launcher can
@@ -68,14 +97,6 @@ fn is_ignored(signo: libc::c_int) -> bool {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 fn reset_reserved(signo: libc::c_int) {
-    // The kernel's struct sigaction on these architectures: handler, flags, restorer, mask.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
     let action = KernelSigaction {
         handler: libc::SIG_DFL,
         flags: 0,
@@ -95,11 +116,45 @@ fn reset_reserved(signo: libc::c_int) {
     }
 }
 
+/// The disposition of a signal glibc's `sigaction` refuses, read with the raw system call.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn reserved_handler(signo: libc::c_int) -> Option<libc::sighandler_t> {
+    let mut old = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: with a null new action rt_sigaction only writes the old one into `old`, a
+    // KernelSigaction of the kernel's layout; the mask size of 8 bytes matches the kernel's.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signo,
+            std::ptr::null::<KernelSigaction>(),
+            &mut old as *mut KernelSigaction,
+            8usize,
+        )
+    };
+    (rc == 0).then_some(old.handler)
+}
+
 #[cfg(not(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 )))]
 fn reset_reserved(_signo: libc::c_int) {}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn reserved_handler(_signo: libc::c_int) -> Option<libc::sighandler_t> {
+    None
+}
 
 /// One past the highest signal number (`_NSIG`).
 fn max_signal() -> libc::c_int {

@@ -124,6 +124,7 @@ impl ServiceState {
 /// assert_eq!(Exit::Code(3).to_string(), "exit status 3");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Exit {
     /// `exit(code)`.
     Code(i32),

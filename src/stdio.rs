@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Step};
 ///     .stderr(Stdio::Inherit);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Stdio {
     /// `/dev/null`.
     #[default]

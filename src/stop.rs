@@ -19,6 +19,7 @@ use crate::signals::{parse_signal, signal_name};
 
 /// Who a pidfile says runs.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Holder {
     /// A live process holds the lock and has the file open: this is the daemon.
     Running(Process),
@@ -88,6 +89,7 @@ pub fn is_starting(pidfile: &Path, daemon: u32) -> bool {
 
 /// One step of a stop schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Send this signal.
     Signal(libc::c_int),
@@ -128,6 +130,7 @@ impl Schedule {
     }
 
     /// The schedule with its first signal replaced (for `stop --signal`).
+    #[must_use]
     pub fn with_first_signal(mut self, signal: libc::c_int) -> Schedule {
         if let Some(Action::Signal(first)) = self.actions.first_mut() {
             *first = signal;
@@ -234,6 +237,7 @@ impl fmt::Display for Schedule {
 
 /// What [`stop`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stopped {
     /// The daemon with this pid was running and has exited.
     Stopped(u32),

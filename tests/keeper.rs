@@ -409,7 +409,8 @@ fn run_exits_with_the_programs_status_and_stops_it_on_term() {
     );
     let pid = started(&mut fifo);
     assert_eq!(stat(pid).ppid, child.id(), "run is the program's parent");
-    let (code, json) = status_json(&sandbox, "fg");
+    // The program reports its start a moment before the keeper's first record shows it.
+    let (code, json) = wait_status(&sandbox, "fg", |j| j["state"] != "unknown");
     assert_eq!(
         (code, json["pid"].as_u64()),
         (0, Some(u64::from(pid))),

@@ -29,6 +29,15 @@ fn start(sandbox: &Sandbox, extra: &[&str]) -> (u32, u32) {
     (launcher, pid_in(&pidfile))
 }
 
+/// Waits until `check` holds: for what a daemon does just after its launcher has returned.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn is_reparented_and_not_a_session_leader() {
     let sandbox = Sandbox::new();
@@ -135,11 +144,13 @@ fn standard_streams_go_where_asked() {
         std::fs::read_to_string(&out).unwrap(),
         format!("daemon {pid} started\n")
     );
-    // Written after ready(): stderr had moved from the launcher to the file.
-    assert_eq!(
-        std::fs::read_to_string(&err).unwrap(),
-        format!("daemon {pid} ready\n")
-    );
+    // Written after ready(): stderr had moved from the launcher to the file. The launcher
+    // exits at ready(), a moment before the daemon writes the line.
+    let ready = format!("daemon {pid} ready\n");
+    eventually("the line written after ready()", || {
+        std::fs::read_to_string(&err).is_ok_and(|text| !text.is_empty())
+    });
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), ready);
 }
 
 #[test]
@@ -190,6 +201,47 @@ fn signals_the_launcher_ignored_or_blocked_are_reset() {
     let sigpipe = 1u64 << (libc::SIGPIPE - 1);
     assert_eq!(status(pid, "SigIgn"), format!("{sigpipe:016x}"));
     assert_eq!(status(pid, "SigBlk"), "0000000000000000");
+}
+
+#[test]
+fn handlers_the_program_installed_before_start_are_kept() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    let pidfile = sandbox.path("d.pid");
+    let mut command = sandbox.fixture();
+    command
+        .args(["--handle-usr1", "--stdout", out.to_str().unwrap()])
+        .arg("--pidfile")
+        .arg(&pidfile);
+    // SAFETY: signal is async-signal-safe. The launcher inherits SIGUSR2 and SIGHUP ignored.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let output = run(&mut command);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let pid = pid_in(&pidfile);
+    let bit = |signo: i32| 1u64 << (signo - 1);
+    let mask = |field: &str| u64::from_str_radix(&status(pid, field), 16).unwrap();
+    // A handler cannot be inherited across exec: the program installed it, and it stays.
+    assert_ne!(mask("SigCgt") & bit(libc::SIGUSR1), 0, "SIGUSR1 is caught");
+    // Ignored dispositions it inherited are still reset; its runtime's SIGPIPE stays ignored.
+    assert_eq!(mask("SigIgn"), bit(libc::SIGPIPE));
+    assert_eq!(mask("SigBlk"), 0);
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("usr1 handler installed\n"),
+        "the daemon sees its own handler"
+    );
+    kill(pid, libc::SIGUSR1);
+    eventually("the handler ran in the daemon", || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains("caught USR1\n"))
+    });
+    assert_ne!(stat(pid).state, 'Z', "the daemon lives on");
 }
 
 #[test]
@@ -535,6 +587,24 @@ fn a_multithreaded_process_is_refused() {
 }
 
 #[test]
+fn start_inside_a_single_threaded_async_runtime_is_refused() {
+    let sandbox = Sandbox::new();
+    // One thread, and an epoll instance open, as tokio's current_thread runtime has.
+    let message = fails(&sandbox, &["--epoll-before-start"]);
+    assert!(message.contains("is an epoll instance"), "{message}");
+    assert!(
+        message.contains("call start() first, before building a runtime"),
+        "{message}"
+    );
+    // Kept on purpose, it is the caller's business.
+    let (_, pid) = start(&sandbox, &["--epoll-before-start", "--keep-epoll"]);
+    assert!(
+        fds(pid).values().any(|t| t == "anon_inode:[eventpoll]"),
+        "the kept epoll instance is in the daemon"
+    );
+}
+
+#[test]
 fn a_failed_privilege_change_after_the_fork_is_reported_by_step() {
     if !is_root() {
         eprintln!("skipped: needs root to run the launcher as nobody");
@@ -582,4 +652,96 @@ fn a_daemon_that_never_becomes_ready_is_stopped_after_the_timeout() {
     let sandbox = Sandbox::new();
     let message = fails(&sandbox, &["--never-ready", "--timeout", "0.5"]);
     assert!(message.contains("was not ready after 0.5s"), "{message}");
+}
+
+// ---- descriptors handed to a program the library executes ----
+
+/// The number the fixture printed as `kept N` for its `--keep-file`.
+fn kept_number(stdout: &[u8]) -> i32 {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("kept "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'kept N' in {text:?}"))
+}
+
+#[test]
+fn spawn_passes_a_kept_close_on_exec_descriptor_to_the_program() {
+    let sandbox = Sandbox::new();
+    let kept = sandbox.path("kept");
+    std::fs::write(&kept, "").unwrap();
+    let pidfile = sandbox.path("d.pid");
+    let sleep = sleeper(&sandbox);
+    let output = run(sandbox
+        .fixture()
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .arg("--keep-file")
+        .arg(&kept)
+        .args(["--spawn", "--", &sleep, "300"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let number = kept_number(&output.stdout);
+    let pid = pid_in(&pidfile);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        std::fs::canonicalize(&sleep).unwrap(),
+        "the program runs (spawn returns once it is executed)"
+    );
+    let open = fds(pid);
+    assert_eq!(
+        open.get(&number),
+        Some(&kept.display().to_string()),
+        "the file Rust opened close-on-exec reached the program at its number: {open:?}"
+    );
+}
+
+#[test]
+fn a_kept_descriptor_reaches_every_run_of_a_supervised_program() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let kept = sandbox.path("kept");
+    std::fs::write(&kept, "").unwrap();
+    let pidfile = sandbox.path("d.pid");
+    let program = script(
+        &sandbox,
+        "svc.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let output = run(sandbox
+        .fixture()
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .arg("--keep-file")
+        .arg(&kept)
+        .args(["--keeper-image", KEEPER_BIN, "--supervise", "--", &program]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let number = kept_number(&output.stdout);
+    let started = |fifo: &mut Fifo| -> u32 {
+        let line = fifo.line(std::time::Duration::from_secs(10));
+        line.strip_prefix("start ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("expected 'start PID', got {line:?}"))
+    };
+    let first = started(&mut fifo);
+    assert_eq!(fds(first).get(&number), Some(&kept.display().to_string()));
+    // The keeper re-executes into its small image once the program runs; the descriptor must
+    // cross that exec too, or the next run does without it.
+    let keeper = stat(first).ppid;
+    eventually("the keeper re-executed into daemonic-keeper", || {
+        std::fs::read_link(format!("/proc/{keeper}/exe"))
+            .is_ok_and(|exe| exe == std::path::Path::new(KEEPER_BIN))
+    });
+    kill(first, libc::SIGKILL);
+    let second = started(&mut fifo);
+    assert_ne!(first, second);
+    assert_eq!(stat(second).ppid, keeper);
+    let open = fds(second);
+    assert_eq!(
+        open.get(&number),
+        Some(&kept.display().to_string()),
+        "the restarted program lacks the kept descriptor: {open:?}"
+    );
 }

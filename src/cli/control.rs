@@ -98,8 +98,18 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
         None => args.retry.clone(),
     };
     match stop::stop(&pidfile, &schedule).map_err(|e| Failure::from_library(&e))? {
-        Stopped::Stopped(_) => {
-            // Ended; the pidfile is the keeper's to remove, which a read-only directory prevents.
+        Stopped::NotRunning(stale) => say!(
+            "daemonic stop: {} is not running{}",
+            args.target.label(),
+            if stale {
+                " (removed its stale pidfile)"
+            } else {
+                ""
+            }
+        ),
+        // Stopped, and outcomes a later library may add: the pidfile is the keeper's to
+        // remove, which a read-only directory prevents; say so.
+        _ => {
             if let Ok(meta) = std::fs::symlink_metadata(&pidfile)
                 && meta.is_file()
                 && let Some(err) = std::fs::remove_file(&pidfile).err()
@@ -111,15 +121,6 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
                 );
             }
         }
-        Stopped::NotRunning(stale) => say!(
-            "daemonic stop: {} is not running{}",
-            args.target.label(),
-            if stale {
-                " (removed its stale pidfile)"
-            } else {
-                ""
-            }
-        ),
     }
     Ok(0)
 }

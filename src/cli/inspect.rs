@@ -139,6 +139,7 @@ impl Report {
             daemonic::Readiness::Exec => "exec".to_string(),
             daemonic::Readiness::Notify => "notify".to_string(),
             daemonic::Readiness::Fd(fd) => format!("fd {fd}"),
+            _ => "unknown".to_string(),
         });
         self.since = status
             .since()
@@ -156,6 +157,12 @@ impl Report {
                 code: None,
                 signal: Some(daemonic::signal_name(signal)),
                 core: Some(core),
+                after_secs: ran.as_secs_f64(),
+            },
+            _ => LastExit {
+                code: None,
+                signal: None,
+                core: None,
                 after_secs: ran.as_secs_f64(),
             },
         });
@@ -215,6 +222,9 @@ impl Report {
             Ok(Holder::Unverified(pid)) => {
                 self.pid = pid;
                 self.problem = Some("the pidfile is locked by a process it does not name".into());
+            }
+            Ok(_) => {
+                self.problem = Some("the pidfile is in a state this command does not know".into())
             }
             Err(err) => self.problem = Some(err.to_string()),
         }
