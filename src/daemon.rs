@@ -709,7 +709,9 @@ impl Daemon {
         setup.log = self.log.clone();
         setup.log_stderr = self.log_stderr.clone();
         setup.syslog = self.syslog.clone();
-        crate::keeper::shed_inherited_memory();
+        if setup.reexec.is_none() {
+            crate::keeper::shed_inherited_memory();
+        }
         let keeper = crate::keeper::Keeper::new(setup)
             .map_err(|(step, err)| Error::os(step, context.subject(step), err))?;
         Ok(keeper.run())
@@ -1540,7 +1542,11 @@ fn keeper_in_daemon(
     setup.log = log;
     setup.log_stderr = log_stderr;
     setup.syslog = syslog;
-    crate::keeper::shed_inherited_memory();
+    // A keeper that re-executes into a small image leaves all it inherited behind anyway;
+    // shedding (which reads /proc/self/smaps) is for one that stays in this image.
+    if setup.reexec.is_none() {
+        crate::keeper::shed_inherited_memory();
+    }
     let keeper = match crate::keeper::Keeper::new(setup) {
         Ok(keeper) => keeper,
         Err((step, err)) => {
