@@ -90,6 +90,10 @@ struct Args {
     /// each SIGUSR1.
     #[arg(long)]
     handle_usr1: bool,
+    /// Before ready(), run this shell command in the background (it inherits what the daemon
+    /// has: the relay on stderr, among others).
+    #[arg(long)]
+    child_before_ready: Option<String>,
     /// The program for --spawn and --supervise.
     #[arg(last = true)]
     program: Vec<String>,
@@ -252,6 +256,11 @@ fn main() {
     }
     println!("daemon {} started", running.pid());
     let _ = std::io::stdout().flush();
+    if let Some(command) = &args.child_before_ready {
+        let _ = std::process::Command::new("/bin/sh")
+            .args(["-c", command])
+            .spawn();
+    }
     if !args.never_ready {
         if running.ready().is_err() {
             std::process::exit(5);

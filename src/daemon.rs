@@ -1342,7 +1342,12 @@ fn redirect_stdio(launch: &Launch) -> Result<(), (Step, io::Error)> {
         };
         let target = index as RawFd;
         fds::dup2(source, target).map_err(|e| (steps[index], e))?;
-        fds::set_cloexec(target, false).map_err(|e| (steps[index], e))?;
+        // The relay to the launcher stays close-on-exec until ready() puts the real target on
+        // 2: a program the daemon executes meanwhile never holds it, so it cannot die of
+        // SIGPIPE once the launcher has left (it starts with no stderr instead; Rust programs
+        // reopen it on /dev/null).
+        let relayed = index == 2 && launch.relay_w.is_some();
+        fds::set_cloexec(target, relayed).map_err(|e| (steps[index], e))?;
     }
     Ok(())
 }

@@ -745,3 +745,38 @@ fn a_kept_descriptor_reaches_every_run_of_a_supervised_program() {
         "the restarted program lacks the kept descriptor: {open:?}"
     );
 }
+
+/// A child the daemon executes before ready() does not hold the stderr relay to the launcher
+/// (close-on-exec until ready() replaces it), so it cannot die of SIGPIPE by writing to stderr
+/// once the launcher has left.
+#[test]
+fn a_child_started_before_ready_does_not_hold_the_relay() {
+    let sandbox = Sandbox::new();
+    let command = format!("exec {} 300", sleeper(&sandbox));
+    let pidfile = sandbox.path("d.pid");
+    let output = run(sandbox
+        .fixture()
+        .args(["--pidfile", pidfile.to_str().unwrap()])
+        .args(["--child-before-ready", &command]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let daemon = pid_in(&pidfile);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let child = loop {
+        let children = std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children"))
+            .unwrap_or_default();
+        if let Some(child) = children
+            .split_whitespace()
+            .find_map(|c| c.parse::<u32>().ok())
+            && std::fs::read_link(format!("/proc/{child}/exe")).is_ok_and(|e| e.ends_with("sleep"))
+        {
+            break child;
+        }
+        assert!(std::time::Instant::now() < deadline, "the child never ran");
+        std::thread::yield_now();
+    };
+    let open = fds(child);
+    assert!(
+        !open.values().any(|target| target.starts_with("pipe:")),
+        "the child holds a pipe (the launcher's stderr relay): {open:?}"
+    );
+}
