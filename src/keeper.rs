@@ -25,7 +25,7 @@ use crate::fds;
 use crate::handoff::{Decoder, Encoder};
 use crate::identity::{self, Credentials};
 use crate::launcher::Readiness;
-use crate::log::{LogConfig, Logger};
+use crate::log::{LogConfig, Logger, decimal};
 use crate::notify::{self, Message};
 use crate::pidfile::Pidfile;
 use crate::process;
@@ -385,7 +385,9 @@ impl Keeper {
         // SAFETY: getpid has no preconditions.
         let keeper_pid = unsafe { libc::getpid() } as u32;
         become_subreaper().map_err(|e| (Step::Keeper, e))?;
-        let signals = signalfd().map_err(|e| (Step::Signals, e))?;
+        let signals = crate::signals::block_into_signalfd(&HANDLED)
+            .map(|(fd, _)| fd)
+            .map_err(|e| (Step::Signals, e))?;
         // A write to a reader that left (the launcher's relay) must fail with EPIPE, not kill.
         // SAFETY: SIG_IGN has no handler to run.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
@@ -512,7 +514,7 @@ impl Keeper {
             return;
         }
         let mut arg = String::new();
-        push_decimal(&mut arg, memfd.as_raw_fd() as u32);
+        arg.push_str(&decimal(memfd.as_raw_fd() as u64));
         let (Ok(path), Ok(arg)) = (
             CString::new(image.as_os_str().as_bytes()),
             CString::new(arg),
@@ -1752,7 +1754,7 @@ impl Keeper {
         {
             self.announced = Some(pid);
             let mut text = String::from("READY=1\nMAINPID=");
-            push_decimal(&mut text, pid);
+            text.push_str(&decimal(u64::from(pid)));
             let _ = notify::notify(&text);
         }
     }
@@ -2004,28 +2006,6 @@ fn become_subreaper() -> io::Result<()> {
     Ok(())
 }
 
-/// Blocks the handled signals and returns a signalfd for them.
-///
-/// References: signalfd(2), sigprocmask(2).
-fn signalfd() -> io::Result<OwnedFd> {
-    // SAFETY: sigemptyset/sigaddset initialise the set; sigprocmask and signalfd read it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signo in HANDLED {
-            libc::sigaddset(&mut set, signo);
-        }
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
 fn pollfd(fd: RawFd) -> libc::pollfd {
     libc::pollfd {
         fd,
@@ -2048,23 +2028,6 @@ fn write_all(fd: RawFd, mut data: &[u8]) -> bool {
         data = &data[n as usize..];
     }
     true
-}
-
-fn push_decimal(text: &mut String, value: u32) {
-    let mut digits = [0u8; 10];
-    let mut n = 0;
-    let mut v = value;
-    loop {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for i in (0..n).rev() {
-        text.push(char::from(digits[i]));
-    }
 }
 
 fn wait_status(exit: Exit) -> i32 {
@@ -2151,22 +2114,6 @@ pub(crate) fn shed_inherited_memory() {
     }
 }
 
-fn decimal(value: u64) -> String {
-    let mut text = String::new();
-    push_decimal(&mut text, value as u32);
-    if value > u64::from(u32::MAX) {
-        text.clear();
-        let mut v = value;
-        let mut digits = Vec::new();
-        while v > 0 {
-            digits.push(char::from(b'0' + (v % 10) as u8));
-            v /= 10;
-        }
-        text.extend(digits.iter().rev());
-    }
-    text
-}
-
 /// `1.234s`, without the formatting machinery.
 fn seconds(duration: Duration) -> String {
     let millis = duration.as_millis() as u64;
@@ -2187,7 +2134,7 @@ fn program_tag(path: &CString, pid: Option<u32>) -> String {
     let mut tag = String::from_utf8_lossy(name).into_owned();
     if let Some(pid) = pid {
         tag.push('[');
-        push_decimal(&mut tag, pid);
+        tag.push_str(&decimal(u64::from(pid)));
         tag.push(']');
     }
     tag

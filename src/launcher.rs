@@ -765,28 +765,22 @@ fn exit_status(daemon: &Process) -> Option<i32> {
 /// References: signalfd(2), sigprocmask(2).
 struct Interrupts {
     fd: Option<OwnedFd>,
-    old: libc::sigset_t,
+    old: Option<libc::sigset_t>,
 }
 
 impl Interrupts {
     const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
     fn block() -> Interrupts {
-        // SAFETY: sigset operations on local sets; sigprocmask and signalfd read them and write
-        // only `old`; the new descriptor is owned below.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for signal in Interrupts::SIGNALS {
-                libc::sigaddset(&mut set, signal);
-            }
-            if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) != 0 {
-                return Interrupts { fd: None, old };
-            }
-            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-            let fd = (fd >= 0).then(|| <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd));
-            Interrupts { fd, old }
+        match crate::signals::block_into_signalfd(&Interrupts::SIGNALS) {
+            Ok((fd, old)) => Interrupts {
+                fd: Some(fd),
+                old: Some(old),
+            },
+            Err(_) => Interrupts {
+                fd: None,
+                old: None,
+            },
         }
     }
 
@@ -807,8 +801,10 @@ impl Interrupts {
 
 impl Drop for Interrupts {
     fn drop(&mut self) {
-        // SAFETY: restores the mask saved in `block`.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+        if let Some(old) = &self.old {
+            // SAFETY: restores the mask saved in `block`.
+            unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+        }
     }
 }
 

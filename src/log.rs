@@ -821,6 +821,13 @@ fn push_decimal(out: &mut Vec<u8>, value: u64) {
     push_padded(out, value, 1);
 }
 
+/// `value` in decimal, without the formatting machinery (the keeper's memory is a goal).
+pub(crate) fn decimal(value: u64) -> String {
+    let mut digits = Vec::with_capacity(20);
+    push_decimal(&mut digits, value);
+    String::from_utf8_lossy(&digits).into_owned()
+}
+
 fn push_hex(out: &mut Vec<u8>, value: u64, width: usize) {
     for i in (0..width).rev() {
         let nibble = ((value >> (i * 4)) & 0xf) as u8;

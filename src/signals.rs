@@ -229,3 +229,32 @@ pub fn signal_name(signo: libc::c_int) -> String {
         .find(|&&(_, s)| s == signo)
         .map_or_else(|| signo.to_string(), |(n, _)| (*n).to_string())
 }
+
+/// Blocks `signals` and returns a non-blocking, close-on-exec signalfd for them, with the mask
+/// as it was before (to restore it when the caller is done).
+///
+/// References: signalfd(2), sigprocmask(2).
+pub(crate) fn block_into_signalfd(
+    signals: &[libc::c_int],
+) -> io::Result<(std::os::fd::OwnedFd, libc::sigset_t)> {
+    // SAFETY: sigemptyset/sigaddset initialise local sets; sigprocmask and signalfd read them and
+    // write only `old`; the new descriptor is owned at once.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &signo in signals {
+            libc::sigaddset(&mut set, signo);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            return Err(err);
+        }
+        Ok((std::os::fd::FromRawFd::from_raw_fd(fd), old))
+    }
+}

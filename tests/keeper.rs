@@ -587,8 +587,6 @@ fn a_pidfile_on_btrfs_is_seen_and_stopped() {
     }
     let sandbox = Sandbox::new();
     let image = sandbox.path("btrfs.img");
-    let mount = sandbox.path("mnt");
-    std::fs::create_dir(&mount).unwrap();
     let file = std::fs::File::create(&image).unwrap();
     file.set_len(128 << 20).unwrap();
     drop(file);
@@ -602,26 +600,14 @@ fn a_pidfile_on_btrfs_is_seen_and_stopped() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let mounted = Command::new("mount")
-        .args(["-o", "loop"])
-        .arg(&image)
-        .arg(&mount)
-        .output()
-        .unwrap();
-    if !mounted.status.success() {
-        eprintln!(
-            "skipped: cannot loop-mount here: {}",
-            String::from_utf8_lossy(&mounted.stderr)
-        );
+    let Some(mounted) = Mounted::new(
+        &sandbox,
+        "mnt",
+        &["-o".as_ref(), "loop".as_ref(), image.as_os_str()],
+    ) else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.clone());
+    };
+    let mount = mounted.path.clone();
     let pidfile = mount.join("svc.pid");
     let pidfile_arg = pidfile.to_str().unwrap();
     let output =

@@ -380,27 +380,10 @@ fn a_full_disk_drops_counted_lines_and_says_so_when_space_returns() {
         return;
     }
     let sandbox = Sandbox::new();
-    let mount = sandbox.path("small");
-    std::fs::create_dir(&mount).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&mount)
-        .output()
-        .unwrap();
-    if !mounted.status.success() {
-        eprintln!(
-            "skipped: cannot mount tmpfs here: {}",
-            String::from_utf8_lossy(&mounted.stderr)
-        );
+    let Some(small) = Mounted::tmpfs(&sandbox, "small", "256k") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.clone());
+    };
+    let mount = small.path.clone();
     // Leave about 40 KiB free.
     let filler = mount.join("filler");
     std::fs::write(&filler, vec![0u8; 216 << 10]).unwrap();
@@ -706,24 +689,10 @@ fn blocking_mode_holds_the_program_back_and_loses_nothing() {
         return;
     }
     let sandbox = Sandbox::new();
-    let mount = sandbox.path("small");
-    std::fs::create_dir(&mount).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&mount)
-        .output()
-        .unwrap();
-    if !mounted.status.success() {
-        eprintln!("skipped: cannot mount tmpfs here");
+    let Some(small) = Mounted::tmpfs(&sandbox, "small", "256k") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.clone());
+    };
+    let mount = small.path.clone();
     let filler = mount.join("filler");
     std::fs::write(&filler, vec![0u8; 216 << 10]).unwrap();
     let logdir = mount.join("log");

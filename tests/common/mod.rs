@@ -344,3 +344,45 @@ pub fn script(sandbox: &Sandbox, name: &str, body: &str) -> String {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path.display().to_string()
 }
+
+/// A filesystem a test mounted, unmounted (lazily) when the guard drops, pass or fail.
+pub struct Mounted {
+    pub path: PathBuf,
+}
+
+impl Mounted {
+    /// Mounts with `mount ARGS... PATH` on a new directory `name` in the sandbox; `None` (with a
+    /// "skipped" line on stderr saying why) where mounting is not possible here.
+    pub fn new(sandbox: &Sandbox, name: &str, args: &[&std::ffi::OsStr]) -> Option<Mounted> {
+        let path = sandbox.path(name);
+        std::fs::create_dir(&path).expect("mount point");
+        let output = Command::new("mount").args(args).arg(&path).output().ok()?;
+        if !output.status.success() {
+            eprintln!(
+                "skipped: cannot mount here: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return None;
+        }
+        Some(Mounted { path })
+    }
+
+    /// A tmpfs of `size` (such as "256k").
+    pub fn tmpfs(sandbox: &Sandbox, name: &str, size: &str) -> Option<Mounted> {
+        let options = format!("size={size}");
+        let args: [&std::ffi::OsStr; 4] = [
+            "-t".as_ref(),
+            "tmpfs".as_ref(),
+            "-o".as_ref(),
+            options.as_ref(),
+        ];
+        let args = [args[0], args[1], args[2], args[3], "tmpfs".as_ref()];
+        Mounted::new(sandbox, name, &args)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
