@@ -449,7 +449,7 @@ impl Daemon {
     /// has an epoll or io_uring instance open (Linux), but it cannot see everything a runtime
     /// holds. Build the runtime in the daemon, once `start()` has returned:
     ///
-    /// ```ignore
+    /// ```text
     /// fn main() -> Result<(), Box<dyn std::error::Error>> {
     ///     let mut daemon = daemonic::Daemon::new().pidfile("/run/app.pid").start()?; // first
     ///     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
