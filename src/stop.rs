@@ -61,7 +61,15 @@ pub fn holder(pidfile: &Path) -> Result<Holder, Error> {
         // process would not have our pidfile open.
         Ok(true) if process.is_alive() => Ok(Holder::Running(process)),
         Ok(_) => Ok(Holder::Unverified(Some(pid))),
-        Err(err) => Err(Error::os(Step::Signal, format!("/proc/{pid}/fd"), err)),
+        Err(err) => Err(Error::os(
+            Step::Status,
+            format!(
+                "whether pid {pid} holds {} (reading /proc/{pid}/fd)",
+                pidfile.display()
+            ),
+            err,
+        )
+        .with_hint("run as root or as the daemon's user to tell")),
     }
 }
 
