@@ -259,6 +259,21 @@ impl Logger {
         let fail = |what: &Path, err: io::Error| {
             Error::os(Step::Stdout, format!("log {}", what.display()), err)
         };
+        // The keeper renames, creates and removes files in the directory by name for the log's
+        // whole life: nobody else may be able to rearrange it or any directory above it.
+        let unsafe_dir = |why: String| {
+            Error::new(
+                ErrorKind::PermissionDenied,
+                Step::Stdout,
+                format!(
+                    "log {}: {why}; choose a directory only you (or root) can change",
+                    config.dir.display()
+                ),
+            )
+        };
+        if let Some(parent) = config.dir.parent().filter(|p| p.exists()) {
+            crate::pidfile::safe_directory(parent).map_err(unsafe_dir)?;
+        }
         match std::fs::create_dir(&config.dir) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
@@ -272,6 +287,7 @@ impl Logger {
                 format!("log {}: not a directory", config.dir.display()),
             ));
         }
+        crate::pidfile::safe_directory(&config.dir).map_err(unsafe_dir)?;
         let path = config.dir.join("current");
         let current = open_current(&path).map_err(|e| fail(&path, e))?;
         let size = current.metadata().map_err(|e| fail(&path, e))?.len();

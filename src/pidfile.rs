@@ -246,43 +246,79 @@ impl Pidfile {
     }
 }
 
-/// The pidfile's directory must not be another user's to rearrange: it must belong to this user
-/// or root, and others may write it only if it is sticky (as /tmp is: then each file in it is
-/// checked for its owner, and none is ever followed). Otherwise someone else could swap the
-/// pidfile, its status record or its socket under us.
+/// The pidfile's directory must not be another user's to rearrange (see [`safe_directory`]).
 fn check_directory(path: &Path) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let Ok(meta) = std::fs::metadata(dir) else {
+    if !dir.exists() {
         // Missing: the open reports it, with its hint.
         return Ok(());
-    };
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    let mode = meta.permissions().mode();
-    let others_write = mode & 0o022 != 0;
-    let sticky = mode & 0o1000 != 0;
-    let refuse = |why: String| {
-        Err(Error::new(
+    }
+    safe_directory(dir).map_err(|why| {
+        Error::new(
             ErrorKind::PermissionDenied,
             Step::Pidfile,
             format!(
-                "pidfile {}: its directory {} {why}; choose a directory only you (or root) can change",
-                path.display(),
-                dir.display()
+                "pidfile {}: {why}; choose a directory only you (or root) can change",
+                path.display()
             ),
-        ))
+        )
+    })
+}
+
+/// Whether nobody but this user and root can rearrange `dir`: every symlink met on the way to it
+/// belongs to this user or root, and every directory from `/` to it (links resolved) belongs to
+/// this user or root and may be written by others only if it is sticky (as /tmp is; then each
+/// file in it is checked for its owner, and none is followed). Otherwise another user could
+/// swap a component between our check and our use, and have us write where they like (as
+/// OpenSSH's `safe_path` rules). Returns why not.
+pub(crate) fn safe_directory(dir: &Path) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let trusted = |uid: u32| uid == me || uid == 0;
+    let absolute = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| format!("the current directory: {e}"))?
+            .join(dir)
     };
-    if meta.uid() != me && meta.uid() != 0 {
-        return refuse(format!("belongs to uid {}", meta.uid()));
+    let mut walked = PathBuf::from("/");
+    for component in absolute.components().skip(1) {
+        walked.push(component);
+        if let Ok(meta) = std::fs::symlink_metadata(&walked)
+            && meta.file_type().is_symlink()
+            && !trusted(meta.uid())
+        {
+            return Err(format!(
+                "{} is a symlink owned by uid {}",
+                walked.display(),
+                meta.uid()
+            ));
+        }
     }
-    if others_write && !sticky {
-        return refuse(format!(
-            "may be written by others (mode {:o}) and is not sticky",
-            mode & 0o7777
-        ));
+    let resolved =
+        std::fs::canonicalize(&absolute).map_err(|e| format!("{}: {e}", absolute.display()))?;
+    for ancestor in resolved.ancestors() {
+        let meta =
+            std::fs::metadata(ancestor).map_err(|e| format!("{}: {e}", ancestor.display()))?;
+        let mode = meta.permissions().mode();
+        if !trusted(meta.uid()) {
+            return Err(format!(
+                "its directory {} belongs to uid {}",
+                ancestor.display(),
+                meta.uid()
+            ));
+        }
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(format!(
+                "its directory {} may be written by others (mode {:o}) and is not sticky",
+                ancestor.display(),
+                mode & 0o7777
+            ));
+        }
     }
     Ok(())
 }

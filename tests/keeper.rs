@@ -1100,6 +1100,43 @@ fn hostile_pidfile_directories_and_planted_pidfiles_are_refused() {
         assert!(stderr(&output).contains(why), "{}", stderr(&output));
         assert!(!pidfile.exists());
     }
+    // A symlink another user planted on the way (in an ancestor), and a log directory in a
+    // directory of theirs, are refused too: they could swap it later.
+    let victim = sandbox.path("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let link = theirs.join("run");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let through = link.join("app.pid");
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-p",
+        through.to_str().unwrap(),
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(
+        std::fs::read_dir(&victim).unwrap().next().is_none(),
+        "nothing written through the link"
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "logged",
+        "--log",
+        theirs.join("log").to_str().unwrap(),
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("belongs to uid 65534"),
+        "{}",
+        stderr(&output)
+    );
     // A sticky shared directory is fine, but not another user's file in it.
     let shared = sandbox.path("shared");
     std::fs::create_dir(&shared).unwrap();
