@@ -864,11 +864,16 @@ impl Daemon {
                 );
             }
         }
+        // Ctrl-C, TERM and HUP are blocked from here (taken through a signalfd by the waiting
+        // launcher): one that comes while the pidfile is taken or the daemon forks is not lost
+        // and does not kill the launcher before it can stop what it started.
+        let interrupts = launcher::Interrupts::block();
         let pidfile = self.pidfile.as_deref().map(Pidfile::acquire).transpose()?;
         let targets = Targets {
             ready: ready_target,
             lock: lock_target,
             placeholders,
+            interrupts,
         };
         match self.acquire_rest(checked, program, targets, keeper) {
             Ok(mut launch) => {
@@ -897,6 +902,7 @@ impl Daemon {
             ready: ready_target,
             lock: lock_target,
             placeholders,
+            interrupts,
         } = targets;
         let stdio = PreparedStdio::open([&self.stdio[0], &self.stdio[1], &self.stdio[2]])?;
         let (status_r, status_w) =
@@ -1013,6 +1019,7 @@ impl Daemon {
                 relay: relay_r,
                 ready: ready_r,
                 notify: listener,
+                interrupts,
             }),
         })
     }
@@ -1063,6 +1070,7 @@ struct Targets {
     ready: Option<RawFd>,
     lock: Option<RawFd>,
     placeholders: Vec<OwnedFd>,
+    interrupts: launcher::Interrupts,
 }
 
 /// What validation resolved.

@@ -1371,15 +1371,30 @@ impl Keeper {
             return;
         };
         let (temp, _) = crate::log::processed_names(&archive);
-        use std::os::unix::ffi::OsStrExt;
-        let (Ok(input), Ok(output), Ok(script)) = (
-            CString::new(archive.as_os_str().as_bytes()),
-            CString::new(temp.as_os_str().as_bytes()),
-            CString::new(["exec ", &command].concat()),
-        ) else {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Both files opened here, before the fork: the input must be a regular file (never a
+        // planted FIFO, which would block), and the output is created anew (O_EXCL, never
+        // followed): a file someone planted at its name is removed first, or the run fails.
+        let input = crate::status::open_regular(&archive);
+        let _ = std::fs::remove_file(&temp);
+        let output = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temp);
+        let (Ok(input), Ok(output), Ok(script)) =
+            (input, output, CString::new(["exec ", &command].concat()))
+        else {
             crate::log::finish_processing(&archive, false);
             return;
         };
+        // SAFETY: F_GETFL/F_SETFL on our own descriptor: reading the archive may block now.
+        unsafe {
+            let fl = libc::fcntl(input.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(input.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+        let (from, to) = (input.as_raw_fd(), output.as_raw_fd());
         let argv = [
             c"sh".as_ptr(),
             c"-c".as_ptr(),
@@ -1394,19 +1409,13 @@ impl Keeper {
             return;
         }
         if pid == 0 {
-            // SAFETY: system calls on C strings built before the fork.
+            // SAFETY: system calls on descriptors and C strings made before the fork.
             unsafe {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                let from = libc::open(input.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW);
-                let to = libc::open(
-                    output.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
-                    0o644,
-                );
-                if from < 0 || to < 0 || libc::dup2(from, 0) < 0 || libc::dup2(to, 1) < 0 {
+                if libc::dup2(from, 0) < 0 || libc::dup2(to, 1) < 0 {
                     libc::_exit(127);
                 }
                 fds::close_inherited_fds(&[], 1024);
@@ -1418,6 +1427,7 @@ impl Keeper {
                 libc::_exit(127);
             }
         }
+        drop((input, output));
         self.processing = Some((pid as u32, archive));
     }
 
@@ -1770,6 +1780,15 @@ impl Keeper {
     /// last word, and the pidfile and socket go.
     fn finish(mut self) -> Option<Exit> {
         self.drain_output();
+        // A processor still running is ended; its archive is kept as it was.
+        if let Some((pid, archive)) = self.processing.take() {
+            // SAFETY: kill and waitpid on our own unreaped child.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+            crate::log::finish_processing(&archive, false);
+        }
         self.answer_clients();
         let never_up = self.launcher.is_some();
         if let Some(files) = &self.files {

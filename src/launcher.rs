@@ -93,6 +93,8 @@ pub(crate) struct Ends {
     pub relay: Option<OwnedFd>,
     pub ready: Option<OwnedFd>,
     pub notify: Option<notify::Listener>,
+    /// Ctrl-C, TERM and HUP, blocked before the pidfile was taken.
+    pub interrupts: Interrupts,
 }
 
 /// What the launcher knows of the configuration, to name things in messages.
@@ -335,6 +337,7 @@ pub(crate) struct Launcher {
     context: Context,
     pidfile: Option<Pidfile>,
     daemon: Option<Process>,
+    interrupts: Interrupts,
 }
 
 impl Launcher {
@@ -358,6 +361,7 @@ impl Launcher {
             context,
             pidfile,
             daemon: None,
+            interrupts: ends.interrupts,
         }
     }
 
@@ -383,8 +387,8 @@ impl Launcher {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86400));
         let mut state = State::Forked;
         // Ctrl-C, TERM or HUP while waiting stop the half-started daemon rather than leave it:
-        // taken through a signalfd for the wait, and the mask restored after.
-        let interrupts = Interrupts::block();
+        // taken through a signalfd (blocked since before the pidfile), the mask restored after.
+        let interrupts = std::mem::replace(&mut self.interrupts, Interrupts::none());
         loop {
             state = match state {
                 State::Ready { .. } | State::Failed(_) => break,
@@ -763,7 +767,8 @@ fn exit_status(daemon: &Process) -> Option<i32> {
 /// the signals keep their usual effect.
 ///
 /// References: signalfd(2), sigprocmask(2).
-struct Interrupts {
+#[derive(Debug)]
+pub(crate) struct Interrupts {
     fd: Option<OwnedFd>,
     old: Option<libc::sigset_t>,
 }
@@ -771,16 +776,21 @@ struct Interrupts {
 impl Interrupts {
     const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-    fn block() -> Interrupts {
+    /// Nothing blocked, nothing to restore.
+    fn none() -> Interrupts {
+        Interrupts {
+            fd: None,
+            old: None,
+        }
+    }
+
+    pub(crate) fn block() -> Interrupts {
         match crate::signals::block_into_signalfd(&Interrupts::SIGNALS) {
             Ok((fd, old)) => Interrupts {
                 fd: Some(fd),
                 old: Some(old),
             },
-            Err(_) => Interrupts {
-                fd: None,
-                old: None,
-            },
+            Err(_) => Interrupts::none(),
         }
     }
 

@@ -290,6 +290,29 @@ impl Logger {
         crate::pidfile::safe_directory(&config.dir).map_err(unsafe_dir)?;
         let path = config.dir.join("current");
         let current = open_current(&path).map_err(|e| fail(&path, e))?;
+        // What a keeper that died left: archives it had not processed are processed now (or,
+        // without a processor, kept as they are); half-written outputs go.
+        let mut unprocessed = std::collections::VecDeque::new();
+        if let Ok(entries) = std::fs::read_dir(&config.dir) {
+            let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            names.sort();
+            let archives = names.into_iter().filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().first() == Some(&b'@'))
+            });
+            for name in archives {
+                let bytes = name.as_os_str().as_encoded_bytes();
+                if bytes.ends_with(b".t") {
+                    let _ = std::fs::remove_file(&name);
+                } else if bytes.ends_with(b".u") {
+                    if config.processor.is_some() {
+                        unprocessed.push_back(name);
+                    } else {
+                        let _ = std::fs::rename(&name, name.with_extension("s"));
+                    }
+                }
+            }
+        }
         let size = current.metadata().map_err(|e| fail(&path, e))?.len();
         Ok(Logger {
             current,
@@ -303,7 +326,7 @@ impl Logger {
             dropped: 0,
             stalled: false,
             last_archive: UNIX_EPOCH,
-            unprocessed: std::collections::VecDeque::new(),
+            unprocessed,
             config,
         })
     }

@@ -754,3 +754,73 @@ fn blocking_mode_holds_the_program_back_and_loses_nothing() {
         "every line once, in order, none dropped"
     );
 }
+
+/// What a keeper that died mid-rotation left in its log directory is finished by the next one:
+/// an archive it had not processed yet is processed, a processor's half-written output is
+/// removed. `daemonic log` shows archives and `current` in order and leaves out what a
+/// processor compressed (it would be noise on a terminal).
+#[test]
+fn a_new_keeper_finishes_what_a_dead_one_left_in_the_log_directory() {
+    let sandbox = Sandbox::new();
+    let logdir = sandbox.path("log");
+    std::fs::create_dir(&logdir).unwrap();
+    let unprocessed = logdir.join("@20260101T000000.000000Z.u");
+    let half = logdir.join("@20260101T000001.000000Z.t");
+    let compressed = logdir.join("@20250101T000000.000000Z.s");
+    std::fs::write(&unprocessed, "left by the last keeper\n").unwrap();
+    std::fs::write(&half, "half").unwrap();
+    std::fs::write(&compressed, [0x1f, 0x8b, 8, 0, 0, 0]).unwrap();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "p.sh",
+        &format!(
+            "echo \"new line\"\necho done > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "left",
+        "--log",
+        logdir.to_str().unwrap(),
+        "--log-stamp",
+        "none",
+        "--log-processor",
+        "tr a-z A-Z",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fifo.line(WAIT), "done");
+    let processed = logdir.join("@20260101T000000.000000Z.s");
+    eventually("the left archive processed", || {
+        processed.exists() && !unprocessed.exists()
+    });
+    assert!(!half.exists(), "a half-written output is removed");
+    assert_eq!(
+        std::fs::read_to_string(&processed).unwrap(),
+        "LEFT BY THE LAST KEEPER\n"
+    );
+    eventually("the new line logged", || {
+        std::fs::read_to_string(logdir.join("current")).is_ok_and(|t| t.contains("new line"))
+    });
+    let shown = run(daemonic(&sandbox).args(["log", "--dir", logdir.to_str().unwrap()]));
+    assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+    let text = String::from_utf8(shown.stdout).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("daemonic"))
+        .collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("LEFT BY THE LAST KEEPER"),
+        "{text:?}"
+    );
+    assert!(lines.contains(&"new line"), "{text:?}");
+    assert!(
+        !text.contains('\u{1f}'),
+        "compressed archive left out: {text:?}"
+    );
+}

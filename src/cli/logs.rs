@@ -310,12 +310,19 @@ pub fn read(args: &ReadArgs) -> Result<u8, Failure> {
     follow(&dir, current, current_inode, &mut out)
 }
 
-/// `@…` archives in name (time) order, then `current`.
+/// `@….s` and `@….u` archives in name (time) order, then `current`. Not a processor's
+/// half-written `@….t`, and not archives a processor compressed (gzip, zstd, xz, bzip2: shown as
+/// they are they would be noise on a terminal; they are for their own tools).
 fn log_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
-        .filter(|e| e.file_name().as_encoded_bytes().first() == Some(&b'@'))
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            name.first() == Some(&b'@') && (name.ends_with(b".s") || name.ends_with(b".u"))
+        })
         .map(|e| e.path())
+        .filter(|p| !is_compressed(p))
         .collect();
     archives.sort();
     archives.push(dir.join("current"));
@@ -337,6 +344,19 @@ fn open_current(path: &Path) -> std::io::Result<std::fs::File> {
             other => return other,
         }
     }
+}
+
+/// Whether a file starts with a compressor's magic number.
+fn is_compressed(path: &Path) -> bool {
+    let mut head = [0u8; 6];
+    let n = daemonic_open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.starts_with(b"BZh")
 }
 
 fn daemonic_open(path: &Path) -> std::io::Result<std::fs::File> {
