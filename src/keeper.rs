@@ -1776,10 +1776,57 @@ impl Keeper {
         }
     }
 
+    /// Blocking mode, at the end: lines that wait for space are written before the keeper
+    /// goes, however long the disk stays full (it was asked never to drop one). Free space is
+    /// not something a descriptor reports, so this looks again every [`LOG_RETRY`], as the loop
+    /// does; a TERM or INT received meanwhile gives up (a second stop), and KILL always works.
+    fn write_held_lines(&mut self) {
+        let stalled = |k: &Keeper| {
+            k.logger.as_ref().is_some_and(Logger::is_stalled)
+                || k.err_logger.as_ref().is_some_and(Logger::is_stalled)
+        };
+        while stalled(self) {
+            let mut pfd = libc::pollfd {
+                fd: self.signals.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, LOG_RETRY.as_millis() as libc::c_int) };
+            let mut info = [0u8; 128];
+            // SAFETY: `info` is writable for its length (one signalfd_siginfo); the signalfd
+            // is non-blocking.
+            while unsafe { libc::read(pfd.fd, info.as_mut_ptr().cast(), info.len()) }
+                == info.len() as isize
+            {
+                let signo = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+                if signo == libc::SIGTERM || signo == libc::SIGINT {
+                    return;
+                }
+            }
+            let now = SystemTime::now();
+            for logger in [&mut self.logger, &mut self.err_logger]
+                .into_iter()
+                .flatten()
+            {
+                logger.retry(now);
+            }
+            self.drain_output();
+        }
+        let now = SystemTime::now();
+        for logger in [&mut self.logger, &mut self.err_logger]
+            .into_iter()
+            .flatten()
+        {
+            logger.flush_partial(now);
+        }
+    }
+
     /// Leaves: a start that never came up leaves nothing behind; otherwise the record keeps the
     /// last word, and the pidfile and socket go.
     fn finish(mut self) -> Option<Exit> {
         self.drain_output();
+        self.write_held_lines();
         // A processor still running is ended; its archive is kept as it was.
         if let Some((pid, archive)) = self.processing.take() {
             // SAFETY: kill and waitpid on our own unreaped child.

@@ -352,7 +352,8 @@ impl Logger {
     /// after the timestamp (with no timestamps, it starts with `+ `). Bytes are written as they
     /// came, invalid UTF-8 included.
     pub fn write(&mut self, data: &[u8], now: SystemTime) {
-        self.out.clear();
+        // `out` is not cleared: in blocking mode it may hold lines that wait for space, and
+        // these go first. Otherwise every commit leaves it empty.
         self.format_stamp(now);
         let mut rest = data;
         while !rest.is_empty() {
@@ -391,12 +392,12 @@ impl Logger {
         self.commit(now);
     }
 
-    /// Ends the unfinished line, if any (the program exited).
+    /// Ends the unfinished line, if any (the program exited). Not while output waits for space
+    /// (blocking mode): the pipe may still hold the rest of that line.
     pub fn flush_partial(&mut self, now: SystemTime) {
-        if self.partial.is_empty() {
+        if self.partial.is_empty() || self.stalled {
             return;
         }
-        self.out.clear();
         self.format_stamp(now);
         let line = std::mem::take(&mut self.partial);
         self.emit_split(&line);
@@ -406,7 +407,6 @@ impl Logger {
 
     /// A line of the keeper's own (`daemonic: ...`), stamped like the program's.
     pub fn event(&mut self, text: &str, now: SystemTime) {
-        self.out.clear();
         self.format_stamp(now);
         let mut line = Vec::with_capacity(10 + text.len());
         line.extend_from_slice(b"daemonic: ");
@@ -563,7 +563,9 @@ impl Logger {
                     Some(end) => end + 1,
                     None if self.size > 0 => {
                         if self.rotate_now(now).is_err() {
-                            break;
+                            // Not rotated, and nothing more fits: held (blocking) or counted.
+                            self.keep_or_drop(out, start, now);
+                            return;
                         }
                         continue;
                     }
@@ -574,15 +576,7 @@ impl Logger {
             match self.append(&rest[..take]) {
                 Ok(()) => start += take,
                 Err(_) => {
-                    if self.config.blocking {
-                        out.drain(..start);
-                        self.out = out;
-                        self.stalled = true;
-                        return;
-                    }
-                    self.out = out;
-                    self.out.drain(..start);
-                    self.count_drop(now);
+                    self.keep_or_drop(out, start, now);
                     return;
                 }
             }
@@ -593,6 +587,18 @@ impl Logger {
         out.clear();
         self.out = out;
         self.stalled = false;
+    }
+
+    /// After a failed write of `out[start..]`: in blocking mode it waits for space, otherwise
+    /// its lines are counted as dropped.
+    fn keep_or_drop(&mut self, mut out: Vec<u8>, start: usize, now: SystemTime) {
+        out.drain(..start);
+        self.out = out;
+        if self.config.blocking {
+            self.stalled = true;
+        } else {
+            self.count_drop(now);
+        }
     }
 
     /// Drops what `out` holds, counting its lines (each counted once: `out` is emptied).

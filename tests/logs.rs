@@ -755,6 +755,76 @@ fn blocking_mode_holds_the_program_back_and_loses_nothing() {
     );
 }
 
+/// Root only: `--log-blocking` with lines held for space when the program exits for good: the
+/// keeper does not leave before they are written (it was asked never to drop one), and the
+/// program's unfinished last line is ended after them.
+#[test]
+fn blocking_mode_writes_held_lines_before_the_keeper_leaves() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let Some(small) = Mounted::tmpfs(&sandbox, "small", "64k") else {
+        return;
+    };
+    let mount = small.path.clone();
+    let logdir = mount.join("log");
+    std::fs::create_dir(&logdir).unwrap();
+    let filler = mount.join("filler");
+    // Full: the write fails with ENOSPC once the disk is.
+    let _ = std::fs::write(&filler, vec![0u8; 64 << 10]);
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "once.sh",
+        &format!(
+            "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo \"line $i\"; done\nprintf 'unfinished'\necho wrote > {}\n",
+            fifo.path.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "--log",
+        logdir.to_str().unwrap(),
+        "--log-blocking",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fifo.line(WAIT), "wrote");
+    // The program exited 0 and is not restarted: the keeper holds on to its lines.
+    eventually("the exit seen", || {
+        let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+        String::from_utf8_lossy(&status.stdout).contains("\"state\": \"exited\"")
+    });
+    let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        !text.contains("\"keeper_pid\": null"),
+        "the keeper left with lines unwritten: {text}"
+    );
+    assert!(
+        log_lines_now(&logdir)
+            .iter()
+            .all(|l| !l.starts_with("line "))
+    );
+    std::fs::remove_file(&filler).unwrap();
+    eventually("the keeper gone", || {
+        let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
+        String::from_utf8_lossy(&status.stdout).contains("\"keeper_pid\": null")
+    });
+    let lines = log_lines(&logdir);
+    let numbers: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("line ").and_then(|n| n.parse().ok()))
+        .collect();
+    assert_eq!(numbers, (1..=100).collect::<Vec<_>>(), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "unfinished"), "{lines:?}");
+}
+
 /// What a keeper that died mid-rotation left in its log directory is finished by the next one:
 /// an archive it had not processed yet is processed, a processor's half-written output is
 /// removed. `daemonic log` shows archives and `current` in order and leaves out what a

@@ -59,7 +59,7 @@ pub struct LogOptions {
     #[arg(long, value_name = "SIZE", default_value = "16Ki", value_parser = parse_size)]
     pub log_line_max: u64,
     /// When the disk is full and no archive is left to evict, make the program wait instead of
-    /// dropping (counted) lines.
+    /// dropping (counted) lines; the keeper does not leave before held lines are written.
     #[arg(long)]
     pub log_blocking: bool,
 }
