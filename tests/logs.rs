@@ -240,6 +240,99 @@ fn log_follow_goes_on_across_rotations() {
     assert_eq!(got, want, "every line once, in order, across rotations");
 }
 
+/// `log -f` across rotations when a processor replaces each archive by a new file (a new
+/// inode): the follower still finds where it was, by name.
+#[test]
+fn log_follow_goes_on_across_processed_rotations() {
+    let sandbox = Sandbox::new();
+    let logdir = sandbox.path("log");
+    let go = sandbox.path("go");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&go)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let program = script(
+        &sandbox,
+        "lines.sh",
+        &format!(
+            "echo 'line 0000'\nread x < {}\ni=1; while [ $i -lt 200 ]; do printf 'line %04d\\n' $i; i=$((i+1)); done\nexec \"$SLEEP\" 300",
+            go.display()
+        ),
+    );
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "p",
+        "--log",
+        logdir.to_str().unwrap(),
+        "--log-size",
+        "300",
+        "--log-keep",
+        "100",
+        "--log-processor",
+        "cat",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    eventually("the first line", || {
+        std::fs::read_to_string(logdir.join("current")).is_ok_and(|t| t.contains("line 0000"))
+    });
+    let mut follower = ChildGuard(
+        daemonic(&sandbox)
+            .args(["log", "--dir", logdir.to_str().unwrap(), "-f"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = follower.0.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    use std::io::Read;
+    while !seen.contains("line 0000") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "the follower ended");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // The follower is held still while the lines come, the logs rotate and every archive is
+    // replaced by its processed copy: the file it holds is gone when it looks again.
+    kill(follower.id(), libc::SIGSTOP);
+    std::fs::write(&go, "go\n").unwrap();
+    eventually("every line logged and every archive processed", || {
+        let names: Vec<String> = std::fs::read_dir(&logdir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('@'))
+            .collect();
+        names.len() >= 5
+            && names.iter().all(|n| n.ends_with(".s"))
+            && log_lines_now(&logdir).iter().any(|l| l == "line 0199")
+    });
+    kill(follower.id(), libc::SIGCONT);
+    let deadline = Instant::now() + WAIT;
+    while !seen.contains("line 0199") {
+        assert!(
+            Instant::now() < deadline,
+            "the follower stopped at {seen:?}"
+        );
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "the follower ended after {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let got: Vec<&str> = seen
+        .lines()
+        .map(|l| l.split_once(' ').unwrap().1)
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    let want: Vec<String> = (0..200).map(|i| format!("line {i:04}")).collect();
+    assert_eq!(
+        got, want,
+        "every line once, in order, across processed rotations: {seen}"
+    );
+}
+
 #[test]
 fn logrotate_postrotate_reopen_moves_output_to_the_new_file_and_loses_nothing() {
     let sandbox = Sandbox::new();

@@ -290,11 +290,14 @@ pub fn read(args: &ReadArgs) -> Result<u8, Failure> {
     let current_inode = current.metadata().map(|m| m.ino()).unwrap_or(0);
     let files = log_files(&dir).map_err(|e| Failure::io(format!("log {}", dir.display()), &e))?;
     let mut text = Vec::new();
+    // The newest archive read here: for `-f`, archives named after it are new.
+    let mut last_seen = Vec::new();
     for file in files.iter().filter(|f| **f != current_path) {
         if let Ok(mut f) = daemonic_open(file)
             && f.metadata().map(|m| m.ino()).ok() != Some(current_inode)
         {
             let _ = f.read_to_end(&mut text);
+            last_seen = archive_stem(file).to_vec();
         }
     }
     let _ = current.read_to_end(&mut text);
@@ -307,7 +310,7 @@ pub fn read(args: &ReadArgs) -> Result<u8, Failure> {
     if !args.follow {
         return Ok(0);
     }
-    follow(&dir, current, current_inode, &mut out)
+    follow(&dir, current, current_inode, last_seen, &mut out)
 }
 
 /// `@….s` and `@….u` archives in name (time) order, then `current`. Not a processor's
@@ -344,6 +347,14 @@ fn open_current(path: &Path) -> std::io::Result<std::fs::File> {
             other => return other,
         }
     }
+}
+
+/// An archive's name without its `.s`/`.u` (the time it was made).
+fn archive_stem(path: &Path) -> &[u8] {
+    let name = path.file_name().map_or(&[][..], |n| n.as_encoded_bytes());
+    name.strip_suffix(b".s")
+        .or_else(|| name.strip_suffix(b".u"))
+        .unwrap_or(name)
 }
 
 /// Whether a file starts with a compressor's magic number.
@@ -409,6 +420,7 @@ fn follow(
     dir: &Path,
     mut file: std::fs::File,
     mut inode: u64,
+    mut last_seen: Vec<u8>,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     use std::os::unix::fs::MetadataExt;
@@ -466,24 +478,39 @@ fn follow(
                 continue;
             };
             let new_inode = new.metadata().map(|m| m.ino()).unwrap_or(0);
-            let files = log_files(dir).unwrap_or_default();
-            let mut after_ours = false;
-            for path in files.iter().filter(|p| **p != current) {
+            // The archives made since we last looked (by name: names are times). The first is
+            // ours, already read: found by its inode, or, if a processor replaced it (a new
+            // inode), it is the first. What follows is printed up to the file we now hold as
+            // `current`, which may itself have been archived meanwhile.
+            let newer: Vec<PathBuf> = log_files(dir)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| *p != current && archive_stem(p) > last_seen.as_slice())
+                .collect();
+            // (An inode number is only ours while our file still has a name: a removed file's
+            // number may already belong to another one.)
+            let linked = file.metadata().is_ok_and(|m| m.nlink() > 0);
+            let inode_of = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).unwrap_or(0);
+            let ours = newer
+                .iter()
+                .position(|p| linked && inode_of(p) == inode)
+                .unwrap_or(0);
+            if let Some(p) = newer.get(ours) {
+                last_seen = archive_stem(p).to_vec();
+            }
+            for path in newer.iter().skip(ours + 1) {
                 let Ok(mut archive) = daemonic_open(path) else {
                     continue;
                 };
-                let archive_inode = archive.metadata().map(|m| m.ino()).unwrap_or(0);
-                if archive_inode == inode {
-                    after_ours = true;
-                    continue;
+                if archive.metadata().map(|m| m.ino()).unwrap_or(0) == new_inode {
+                    break;
                 }
-                if after_ours && archive_inode != new_inode {
-                    let mut whole = Vec::new();
-                    let _ = archive.read_to_end(&mut whole);
-                    if write_quietly(out, &whole).is_err() {
-                        return Ok(0);
-                    }
+                let mut whole = Vec::new();
+                let _ = archive.read_to_end(&mut whole);
+                if write_quietly(out, &whole).is_err() {
+                    return Ok(0);
                 }
+                last_seen = archive_stem(path).to_vec();
             }
             file = new;
             inode = new_inode;
