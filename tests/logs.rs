@@ -987,3 +987,32 @@ fn a_new_keeper_finishes_what_a_dead_one_left_in_the_log_directory() {
         "compressed archive left out: {text:?}"
     );
 }
+
+/// `daemonic log -f | head -1`: once its reader is gone the follower ends, even when nothing
+/// more is logged (it would otherwise learn of it only at its next write).
+#[test]
+fn log_follow_ends_when_its_reader_goes() {
+    let sandbox = Sandbox::new();
+    let logdir = sandbox.path("log");
+    std::fs::create_dir(&logdir).unwrap();
+    std::fs::write(
+        logdir.join("current"),
+        "2026-01-01T00:00:00.000000Z hello\n",
+    )
+    .unwrap();
+    let mut follower = ChildGuard(
+        daemonic(&sandbox)
+            .args(["log", "--dir", logdir.to_str().unwrap(), "-f"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = follower.0.stdout.take().unwrap();
+    let mut buf = [0u8; 256];
+    use std::io::Read;
+    let n = out.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("hello"));
+    drop(out);
+    let status = follower.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

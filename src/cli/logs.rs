@@ -516,6 +516,28 @@ fn follow(
             inode = new_inode;
             continue;
         }
+        // Wait for the directory to change, or for our reader to go (`log -f | head`): a pipe
+        // whose reader closed reports POLLERR on its write end, and we end as `tail -f` would.
+        let mut fds = [
+            libc::pollfd {
+                fd: inotify.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: 1,
+                events: 0,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if fds[1].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+            return Ok(0);
+        }
+        if fds[0].revents & libc::POLLIN == 0 {
+            continue;
+        }
         // SAFETY: `events` is writable for its length.
         let n = unsafe {
             libc::read(
