@@ -141,14 +141,15 @@ impl Daemon {
     /// Standard input (default `/dev/null`).
     #[must_use]
     pub fn stdin(mut self, target: Stdio) -> Daemon {
-        self.stdio[0] = target;
+        self.stdio[0] = target.absolute();
         self
     }
 
-    /// Standard output (default `/dev/null`).
+    /// Standard output (default `/dev/null`). A relative file path is taken from the current
+    /// directory now, not from the daemon's (`/`).
     #[must_use]
     pub fn stdout(mut self, target: Stdio) -> Daemon {
-        self.stdio[1] = target;
+        self.stdio[1] = target.absolute();
         self
     }
 
@@ -156,7 +157,7 @@ impl Daemon {
     /// stderr goes to the launcher's stderr, so a failure before readiness is seen.
     #[must_use]
     pub fn stderr(mut self, target: Stdio) -> Daemon {
-        self.stdio[2] = target;
+        self.stdio[2] = target.absolute();
         self
     }
 

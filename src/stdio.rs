@@ -47,6 +47,18 @@ impl Stdio {
         Stdio::Truncate(path.into())
     }
 
+    /// The same target with a relative file path made absolute from the current directory
+    /// (no file system access beyond `getcwd`): the daemon works in `/`, and its keeper reopens
+    /// the file by this path long after.
+    pub(crate) fn absolute(self) -> Stdio {
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+        match self {
+            Stdio::Append(p) => Stdio::Append(absolute(p)),
+            Stdio::Truncate(p) => Stdio::Truncate(absolute(p)),
+            other => other,
+        }
+    }
+
     /// The file path, when the target is a file.
     pub fn path(&self) -> Option<&Path> {
         match self {

@@ -346,15 +346,10 @@ fn logrotate_postrotate_reopen_moves_output_to_the_new_file_and_loses_nothing() 
             input.path.display()
         ),
     );
-    let output = run(daemonic(&sandbox).args([
-        "start",
-        "-n",
-        "d",
-        "-o",
-        file.to_str().unwrap(),
-        "--",
-        &program,
-    ]));
+    // A relative path: the file the keeper reopens is the one named from here, not from `/`.
+    let output = run(daemonic(&sandbox)
+        .current_dir(sandbox.path(""))
+        .args(["start", "-n", "d", "-o", "app.log", "--", &program]));
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let feed = |range: std::ops::Range<u32>| {
         let mut w = std::fs::OpenOptions::new()
