@@ -1238,3 +1238,50 @@ fn non_utf8_environment_values_pass_and_ready_fd_is_range_checked() {
         assert_eq!(code(&output), 2, "{bad}: {}", stderr(&output));
     }
 }
+
+/// Nothing written to disk holds the environment: not the admin's (a secret in it, with
+/// `--clear-env`), and not even what the daemon was given (`-e`). After `stop`, nothing of the
+/// service is left in the run directory but its last record.
+#[test]
+fn no_environment_value_is_written_to_disk() {
+    let sandbox = Sandbox::new();
+    let sleep = sleeper(&sandbox);
+    let output = run(daemonic(&sandbox)
+        .env("ADMIN_SECRET", "hunter2-admin")
+        .args([
+            "start",
+            "-n",
+            "env",
+            "--clear-env",
+            "-e",
+            "GIVEN=given-value-42",
+            "--",
+            &sleep,
+            "300",
+        ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let rundir = sandbox.path("run");
+    let scan = || {
+        for entry in std::fs::read_dir(&rundir).unwrap().flatten() {
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("hunter2-admin"), "{:?}", entry.path());
+            assert!(!text.contains("given-value-42"), "{:?}", entry.path());
+        }
+    };
+    scan();
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "env"]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+    scan();
+    let left: Vec<String> = std::fs::read_dir(&rundir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().all(|n| n.ends_with(".status")),
+        "only the last record stays: {left:?}"
+    );
+}
