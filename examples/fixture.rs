@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -100,10 +99,12 @@ struct Args {
 }
 
 /// Set by the SIGUSR1 handler, read by the main loop.
-static CAUGHT_USR1: AtomicBool = AtomicBool::new(false);
-
+/// Says so at once (write is async-signal-safe): a flag checked after `pause` would miss a
+/// signal that came before the first `pause`.
 extern "C" fn on_usr1(_signo: libc::c_int) {
-    CAUGHT_USR1.store(true, Ordering::SeqCst);
+    let line = b"caught USR1\n";
+    // SAFETY: write on fd 1 with a valid buffer; async-signal-safe.
+    unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
 }
 
 /// The current SIGUSR1 handler is `on_usr1`.
@@ -275,9 +276,5 @@ fn main() {
     loop {
         // SAFETY: pause has no preconditions.
         unsafe { libc::pause() };
-        if CAUGHT_USR1.swap(false, Ordering::SeqCst) {
-            println!("caught USR1");
-            let _ = std::io::stdout().flush();
-        }
     }
 }

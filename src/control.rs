@@ -221,8 +221,19 @@ fn ask(pidfile: &Path, request: &Request, timeout: Duration) -> Result<Option<Re
         }
         stream.set_read_timeout(Some(left)).map_err(io_error)?;
         match stream.read(&mut buf[got..]) {
-            // The keeper left before answering: it ended the service (a stop racing another).
-            Ok(0) => return Ok(Some(Reply::Done(0))),
+            // The keeper left before answering: it ended the service. For a stop that is the
+            // answer (a stop racing another); anything else was not done.
+            Ok(0) if matches!(request, Request::Stop(_)) => return Ok(Some(Reply::Done(0))),
+            Ok(0) => {
+                return Err(Error::new(
+                    ErrorKind::NotRunning,
+                    Step::Control,
+                    format!(
+                        "the keeper left before answering: the service has stopped ({})",
+                        path.display()
+                    ),
+                ));
+            }
             Ok(n) => got += n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err)

@@ -161,10 +161,11 @@ impl Daemon {
         self
     }
 
-    /// A pidfile: locked for the daemon's life, holding its final pid.
+    /// A pidfile: locked for the daemon's life, holding its final pid. A relative path is taken
+    /// from the current directory now.
     #[must_use]
     pub fn pidfile(mut self, path: impl Into<PathBuf>) -> Daemon {
-        self.pidfile = Some(path.into());
+        self.pidfile = Some(crate::stdio::absolute(path.into()));
         self
     }
 

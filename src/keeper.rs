@@ -395,24 +395,21 @@ impl Keeper {
             Some(files) => Some(bind_control(&files.socket).map_err(|e| (Step::Control, e))?),
             None => None,
         };
-        let logger = match setup.log {
-            Some(config) => Some(Logger::open(config).map_err(|e| {
-                (
-                    Step::Stdout,
-                    io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
-                )
-            })?),
-            None => None,
+        // The keeper holds the lock now: it may finish what a dead keeper left in its logs.
+        let open_log = |config: Option<LogConfig>, step: Step| {
+            config
+                .map(|config| {
+                    let mut logger = Logger::open(config).map_err(|e| {
+                        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                        (step, io::Error::from_raw_os_error(errno))
+                    })?;
+                    logger.recover();
+                    Ok(logger)
+                })
+                .transpose()
         };
-        let err_logger = match setup.log_stderr {
-            Some(config) => Some(Logger::open(config).map_err(|e| {
-                (
-                    Step::Stderr,
-                    io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
-                )
-            })?),
-            None => None,
-        };
+        let logger = open_log(setup.log, Step::Stdout)?;
+        let err_logger = open_log(setup.log_stderr, Step::Stderr)?;
         let err_output = match &err_logger {
             Some(_) => Some(output_pipe().map_err(|e| (Step::Stderr, e))?),
             None => None,
@@ -421,7 +418,13 @@ impl Keeper {
             .syslog
             .clone()
             .map(|config| crate::log::Syslog::new(config, &program_tag(&setup.spec.path, None)));
-        let output = if setup.relay.is_some() || logger.is_some() || syslog.is_some() {
+        // Through the keeper's pipe: what a waiting launcher is shown, what is logged, and an
+        // output file (so that `reopen` moves the program's output too, not just the keeper's).
+        let output = if setup.relay.is_some()
+            || logger.is_some()
+            || syslog.is_some()
+            || setup.spec.output_file.is_some()
+        {
             Some(output_pipe().map_err(|e| (Step::Stderr, e))?)
         } else {
             None
@@ -825,8 +828,8 @@ impl Keeper {
         if let Some(until) = self.accept_paused.filter(|u| *u > now) {
             deadline = Some(deadline.map_or(until, |d| d.min(until)));
         }
-        if let Some(logger) = &mut self.logger {
-            let wall = SystemTime::now();
+        let wall = SystemTime::now();
+        for logger in self.loggers() {
             let mut next = logger.tick(wall);
             if logger.is_stalled() {
                 logger.retry(wall);
@@ -837,6 +840,8 @@ impl Keeper {
                 deadline = Some(deadline.map_or(at, |d| d.min(at)));
             }
         }
+        // An age rotation may have closed an archive for the processor.
+        self.start_processor();
         if let Some(oldest) = self
             .clients
             .iter()
@@ -1153,22 +1158,9 @@ impl Keeper {
     // ---- sources -----------------------------------------------------------------------
 
     fn read_signals(&mut self) {
-        let mut info = [0u8; 128];
         let mut child = false;
         let mut received = Vec::new();
-        loop {
-            // SAFETY: `info` is writable for its length (one signalfd_siginfo).
-            let n = unsafe {
-                libc::read(
-                    self.signals.as_raw_fd(),
-                    info.as_mut_ptr().cast(),
-                    info.len(),
-                )
-            };
-            if n != info.len() as isize {
-                break;
-            }
-            let signo = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+        while let Some(signo) = crate::signals::read_signalfd(self.signals.as_raw_fd()) {
             if signo == libc::SIGCHLD {
                 child = true;
             } else {
@@ -1361,13 +1353,12 @@ impl Keeper {
         if self.processing.is_some() {
             return;
         }
-        let Some(logger) = &mut self.logger else {
-            return;
-        };
-        let Some(command) = logger.config().processor_command().map(str::to_owned) else {
-            return;
-        };
-        let Some(archive) = logger.next_unprocessed() else {
+        // The next archive of either log (stdout's first); one processor runs at a time.
+        let Some((archive, command)) = self.loggers().find_map(|logger| {
+            let archive = logger.next_unprocessed()?;
+            let command = logger.config().processor_command()?;
+            Some((archive, ["exec ", command].concat()))
+        }) else {
             return;
         };
         let (temp, _) = crate::log::processed_names(&archive);
@@ -1383,9 +1374,7 @@ impl Keeper {
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp);
-        let (Ok(input), Ok(output), Ok(script)) =
-            (input, output, CString::new(["exec ", &command].concat()))
-        else {
+        let (Ok(input), Ok(output), Ok(script)) = (input, output, CString::new(command)) else {
             crate::log::finish_processing(&archive, false);
             return;
         };
@@ -1431,10 +1420,16 @@ impl Keeper {
         self.processing = Some((pid as u32, archive));
     }
 
-    /// Lines the log and syslog dropped so far.
+    /// The logs: standard output's (or both streams'), then standard error's own.
+    fn loggers(&mut self) -> impl Iterator<Item = &mut Logger> {
+        self.logger.iter_mut().chain(self.err_logger.iter_mut())
+    }
+
+    /// Lines the logs and syslog dropped so far.
     fn dropped_counts(&self) -> (u64, u64) {
         (
-            self.logger.as_ref().map_or(0, Logger::dropped),
+            self.logger.as_ref().map_or(0, Logger::dropped)
+                + self.err_logger.as_ref().map_or(0, Logger::dropped),
             self.syslog.as_ref().map_or(0, crate::log::Syslog::dropped),
         )
     }
@@ -1602,8 +1597,12 @@ impl Keeper {
     /// first.
     fn reopen(&mut self) -> Result<(), i32> {
         self.drain_output();
-        if let Some(logger) = &mut self.logger {
-            logger.rotate(SystemTime::now());
+        if self.logger.is_some() || self.err_logger.is_some() {
+            let now = SystemTime::now();
+            for logger in self.loggers() {
+                logger.rotate(now);
+            }
+            self.start_processor();
             return Ok(());
         }
         let Some(path) = self.spec.output_file.clone() else {
@@ -1793,31 +1792,19 @@ impl Keeper {
             };
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, LOG_RETRY.as_millis() as libc::c_int) };
-            let mut info = [0u8; 128];
-            // SAFETY: `info` is writable for its length (one signalfd_siginfo); the signalfd
-            // is non-blocking.
-            while unsafe { libc::read(pfd.fd, info.as_mut_ptr().cast(), info.len()) }
-                == info.len() as isize
-            {
-                let signo = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+            while let Some(signo) = crate::signals::read_signalfd(pfd.fd) {
                 if signo == libc::SIGTERM || signo == libc::SIGINT {
                     return;
                 }
             }
             let now = SystemTime::now();
-            for logger in [&mut self.logger, &mut self.err_logger]
-                .into_iter()
-                .flatten()
-            {
+            for logger in self.loggers() {
                 logger.retry(now);
             }
             self.drain_output();
         }
         let now = SystemTime::now();
-        for logger in [&mut self.logger, &mut self.err_logger]
-            .into_iter()
-            .flatten()
-        {
+        for logger in self.loggers() {
             logger.flush_partial(now);
         }
     }

@@ -412,7 +412,8 @@ impl Launcher {
             }
         }
         self.relay_stderr();
-        drop(interrupts);
+        // `interrupts` lives until the end: a second Ctrl-C while a half-started daemon is
+        // stopped must not kill the launcher before it has finished (and removed the pidfile).
         match state {
             State::Ready { pid } => Ok((self.daemon.as_ref().map_or(pid, Process::pid), pid)),
             State::Failed(err) => {
@@ -784,8 +785,27 @@ impl Interrupts {
         }
     }
 
+    /// Takes the signals the caller neither ignores (`nohup`, a background job's INT) nor
+    /// blocks itself (a program with its own signalfd): those keep meaning what they meant.
     pub(crate) fn block() -> Interrupts {
-        match crate::signals::block_into_signalfd(&Interrupts::SIGNALS) {
+        // SAFETY: an all-zero sigset_t is a valid set; a null new set only queries the mask.
+        let mask = unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+            mask
+        };
+        let taken: Vec<libc::c_int> = Interrupts::SIGNALS
+            .into_iter()
+            .filter(|&signo| {
+                // SAFETY: sigismember reads the set filled above.
+                let blocked = unsafe { libc::sigismember(&mask, signo) } == 1;
+                !blocked && crate::signals::current_handler(signo) != Some(libc::SIG_IGN)
+            })
+            .collect();
+        if taken.is_empty() {
+            return Interrupts::none();
+        }
+        match crate::signals::block_into_signalfd(&taken) {
             Ok((fd, old)) => Interrupts {
                 fd: Some(fd),
                 old: Some(old),
@@ -800,12 +820,7 @@ impl Interrupts {
 
     /// The interrupt received, if any.
     fn take(&self) -> Option<Event> {
-        let fd = self.fd.as_ref()?;
-        let mut info = [0u8; 128];
-        // SAFETY: `info` is writable for its length (one signalfd_siginfo).
-        let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
-        (n == info.len() as isize)
-            .then(|| Event::Interrupted(i32::from_ne_bytes([info[0], info[1], info[2], info[3]])))
+        crate::signals::read_signalfd(self.fd.as_ref()?.as_raw_fd()).map(Event::Interrupted)
     }
 }
 

@@ -89,11 +89,11 @@ impl LogConfig {
     /// Default longest line before it is split.
     pub const LINE_MAX: usize = 16 << 10;
 
-    /// A log in `dir`: 10 MB files, 10 archives, UTC stamps, 16 KiB lines, counted drops when
-    /// the disk is full.
+    /// A log in `dir` (a relative one is taken from the current directory now): 10 MB files,
+    /// 10 archives, UTC stamps, 16 KiB lines, counted drops when the disk is full.
     pub fn new(dir: impl Into<PathBuf>) -> LogConfig {
         LogConfig {
-            dir: dir.into(),
+            dir: crate::stdio::absolute(dir.into()),
             size: LogConfig::SIZE,
             age: None,
             keep: LogConfig::KEEP,
@@ -290,29 +290,6 @@ impl Logger {
         crate::pidfile::safe_directory(&config.dir).map_err(unsafe_dir)?;
         let path = config.dir.join("current");
         let current = open_current(&path).map_err(|e| fail(&path, e))?;
-        // What a keeper that died left: archives it had not processed are processed now (or,
-        // without a processor, kept as they are); half-written outputs go.
-        let mut unprocessed = std::collections::VecDeque::new();
-        if let Ok(entries) = std::fs::read_dir(&config.dir) {
-            let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-            names.sort();
-            let archives = names.into_iter().filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.as_encoded_bytes().first() == Some(&b'@'))
-            });
-            for name in archives {
-                let bytes = name.as_os_str().as_encoded_bytes();
-                if bytes.ends_with(b".t") {
-                    let _ = std::fs::remove_file(&name);
-                } else if bytes.ends_with(b".u") {
-                    if config.processor.is_some() {
-                        unprocessed.push_back(name);
-                    } else {
-                        let _ = std::fs::rename(&name, name.with_extension("s"));
-                    }
-                }
-            }
-        }
         let size = current.metadata().map_err(|e| fail(&path, e))?.len();
         Ok(Logger {
             current,
@@ -326,9 +303,36 @@ impl Logger {
             dropped: 0,
             stalled: false,
             last_archive: UNIX_EPOCH,
-            unprocessed,
+            unprocessed: std::collections::VecDeque::new(),
             config,
         })
+    }
+
+    /// Finishes what a keeper that died left (only the keeper that holds the service's lock may:
+    /// another process's processor may be at work): archives it had not processed are queued for
+    /// processing (or, without a processor, kept as they are); half-written outputs go.
+    pub(crate) fn recover(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.config.dir) else {
+            return;
+        };
+        let mut names: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_name().as_encoded_bytes().first() == Some(&b'@'))
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        for name in names {
+            let bytes = name.as_os_str().as_encoded_bytes();
+            if bytes.ends_with(b".t") {
+                let _ = std::fs::remove_file(&name);
+            } else if bytes.ends_with(b".u") {
+                if self.config.processor.is_some() {
+                    self.unprocessed.push_back(name);
+                } else {
+                    let _ = std::fs::rename(&name, name.with_extension("s"));
+                }
+            }
+        }
     }
 
     /// The configuration.
@@ -662,7 +666,15 @@ impl Logger {
         let _ = self.current.sync_data();
         let current = self.config.dir.join("current");
         std::fs::rename(&current, &archive)?;
-        self.current = open_current(&current)?;
+        // No new `current` (no inode left): the archive goes back to being `current`, so that
+        // writing goes on where it was and the next rotation can work.
+        self.current = match open_current(&current) {
+            Ok(file) => file,
+            Err(err) => {
+                let _ = std::fs::rename(&archive, &current);
+                return Err(err);
+            }
+        };
         self.size = 0;
         self.opened = now;
         if self.config.processor.is_some() {

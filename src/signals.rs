@@ -65,7 +65,7 @@ pub(crate) fn reset_signals(keep_own: bool) -> io::Result<()> {
 
 /// The current disposition of `signo` (`SIG_DFL`, `SIG_IGN` or a handler's address), or `None`
 /// when it cannot be read. Async-signal-safe.
-fn current_handler(signo: libc::c_int) -> Option<libc::sighandler_t> {
+pub(crate) fn current_handler(signo: libc::c_int) -> Option<libc::sighandler_t> {
     // SAFETY: a null new action only queries; `old` is written by sigaction.
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
@@ -257,4 +257,13 @@ pub(crate) fn block_into_signalfd(
         }
         Ok((std::os::fd::FromRawFd::from_raw_fd(fd), old))
     }
+}
+
+/// The next signal waiting on a (non-blocking) signalfd, if any.
+pub(crate) fn read_signalfd(fd: std::os::fd::RawFd) -> Option<libc::c_int> {
+    let mut info = [0u8; 128];
+    // SAFETY: `info` is writable for its length (one signalfd_siginfo).
+    let n = unsafe { libc::read(fd, info.as_mut_ptr().cast(), info.len()) };
+    // ssi_signo is the structure's first field.
+    (n == info.len() as isize).then(|| i32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
 }

@@ -51,7 +51,6 @@ impl Stdio {
     /// (no file system access beyond `getcwd`): the daemon works in `/`, and its keeper reopens
     /// the file by this path long after.
     pub(crate) fn absolute(self) -> Stdio {
-        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         match self {
             Stdio::Append(p) => Stdio::Append(absolute(p)),
             Stdio::Truncate(p) => Stdio::Truncate(absolute(p)),
@@ -204,4 +203,10 @@ fn open_file(
         }
     }
     Ok(OwnedFd::from(file))
+}
+
+/// `path` made absolute from the current directory (no file system access beyond `getcwd`):
+/// a daemon works in `/`, and its keeper uses the paths it was given long after.
+pub(crate) fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }

@@ -270,6 +270,10 @@ pub enum Stopped {
 pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
     reject_non_regular(pidfile)?;
     if let Some(pid) = crate::control::stop(pidfile, schedule)? {
+        // The keeper removes the pidfile as it leaves; where it could not (a read-only
+        // directory), try again, only under the lock: a start may have taken the name since.
+        // What is left then stays, for the caller to report.
+        let _ = pidfile::remove_stale(pidfile);
         return Ok(Stopped::Stopped(pid));
     }
     let process = match holder(pidfile)? {

@@ -149,7 +149,7 @@ impl Policy {
     /// upgrade), that one is followed.
     #[must_use]
     pub fn forking(mut self, pidfile: impl Into<std::path::PathBuf>) -> Policy {
-        self.forking = Some(pidfile.into());
+        self.forking = Some(crate::stdio::absolute(pidfile.into()));
         self
     }
 
@@ -392,7 +392,7 @@ impl Machine {
             (P::Up { .. }, E::MainPid(pid)) => self.main_pid(pid, now),
             (P::Backoff | P::Stopping { .. }, E::Forked | E::MainPid(_)) => nothing(),
             (P::Backoff, E::Timer) => self.respawn(now),
-            (P::Backoff, E::Restart(_)) => self.respawn(now),
+            (P::Backoff, E::Restart(s)) => self.begin_stop(Then::Restart, s, now),
             (P::Backoff, E::Forward { .. }) => nothing(),
             (P::Backoff, E::Ready | E::Empty | E::Spawned(_) | E::SpawnFailed) => nothing(),
             (P::Backoff, E::Exited { .. }) => nothing(),
@@ -1280,5 +1280,37 @@ mod tests {
         assert_eq!(m.state(), ServiceState::Backoff);
         m.on(Event::Stop(Schedule::default()), t + 2 * MS);
         assert_eq!(m.state(), ServiceState::Stopped);
+    }
+
+    /// An operator's restart during a backoff starts at once, with the backoff forgotten (as a
+    /// restart of a running program does): the next quick failure waits the first delay.
+    #[test]
+    fn restart_in_backoff_starts_at_once_and_resets_the_backoff() {
+        let policy = Policy::new()
+            .restart(Restart::Always)
+            .restart_delay(Duration::from_secs(1));
+        let (mut m, mut t) = machine(policy);
+        for pid in 0..3 {
+            t += MS;
+            m.on(exit(1), t);
+            let deadline = m.deadline().unwrap();
+            m.on(Event::Timer, deadline);
+            t = deadline;
+            m.on(Event::Spawned(300 + pid), t);
+        }
+        t += MS;
+        m.on(exit(1), t);
+        assert_eq!(m.state(), ServiceState::Backoff);
+        assert_eq!(m.quick_failures(), 4);
+        assert_eq!(
+            m.on(Event::Restart(Schedule::default()), t + MS),
+            vec![Effect::Spawn]
+        );
+        assert_eq!(m.quick_failures(), 0);
+        m.on(Event::Spawned(400), t + MS);
+        t += 2 * MS;
+        m.on(exit(1), t);
+        let delay = m.deadline().unwrap() - t;
+        assert!(delay <= Duration::from_secs(1), "{delay:?}");
     }
 }

@@ -789,16 +789,7 @@ fn unwritable_pidfile_directory_is_insufficient_privilege() {
     let locked = sandbox.path("locked");
     std::fs::create_dir(&locked).unwrap();
     let pidfile = locked.join("d.pid");
-    let line = std::fs::read_to_string("/etc/passwd").unwrap();
-    let nobody: Vec<u32> = line
-        .lines()
-        .find(|l| l.starts_with("nobody:"))
-        .unwrap()
-        .split(':')
-        .skip(2)
-        .take(2)
-        .map(|f| f.parse().unwrap())
-        .collect();
+    let (uid, gid) = nobody();
     let mut command = daemonic(&sandbox);
     command.args([
         "start",
@@ -808,7 +799,7 @@ fn unwritable_pidfile_directory_is_insufficient_privilege() {
         &sleeper(&sandbox),
         "1",
     ]);
-    command.uid(nobody[0]).gid(nobody[1]);
+    command.uid(uid).gid(gid);
     let output = run(&mut command);
     assert_eq!(code(&output), 4, "{}", stderr(&output));
     assert!(
@@ -822,6 +813,44 @@ fn unwritable_pidfile_directory_is_insufficient_privilege() {
         stderr(&output)
     );
     assert!(sandbox.processes().is_empty());
+}
+
+/// Root only (to act as nobody, whom a read-only directory stops): `stop` that ended the
+/// service but could not remove its pidfile (its directory became read-only) says so and exits
+/// 0; the file left is no one's, so a later start takes it over.
+#[test]
+fn stop_says_when_a_read_only_directory_keeps_the_pidfile() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the command as nobody");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (uid, gid) = nobody();
+    let dir = sandbox.path("ro");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    let pidfile = dir.join("d.pid");
+    let as_nobody = |args: &[&str]| {
+        let mut command = daemonic(&sandbox);
+        command.args(args).uid(uid).gid(gid);
+        run(&mut command)
+    };
+    let p = pidfile.to_str().unwrap();
+    let output = as_nobody(&["start", "-p", p, "--", &sleeper(&sandbox), "300"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let output = as_nobody(&["stop", "-p", p]);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(&output)
+    );
+    assert!(said.contains("could not be removed"), "{said}");
+    assert!(pidfile.exists(), "the pidfile is still there");
+    assert!(sandbox.processes().is_empty(), "the service stopped");
 }
 
 #[test]

@@ -1021,6 +1021,64 @@ fn interrupting_a_waiting_start_leaves_nothing() {
     }
 }
 
+/// A hangup the launcher was told to ignore (`nohup daemonic start …`) stays ignored while it
+/// waits: the service goes on starting; a Ctrl-C it does not ignore still stops it.
+#[test]
+fn an_ignored_hangup_does_not_interrupt_a_waiting_start() {
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "never.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let mut launcher = ChildGuard(
+        Command::new("/bin/sh")
+            .args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
+            .arg(BIN)
+            .args(["start", "-n", "hup", "--notify", "--", &program])
+            .env("DAEMONIC_RUNDIR", sandbox.path("run"))
+            .spawn()
+            .unwrap(),
+    );
+    started(&mut fifo);
+    kill(launcher.id(), libc::SIGHUP);
+    // The launcher handles an interrupt only after the signals before it: INT comes after HUP,
+    // so an exit by INT shows that HUP was passed over.
+    kill(launcher.id(), libc::SIGINT);
+    let status = launcher.0.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGINT));
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
+/// A relative pidfile names a file from where the command was given, for the keeper too (which
+/// works in `/`): its socket and record are beside it, and `status` and `stop` find them.
+#[test]
+fn a_relative_pidfile_is_taken_from_the_current_directory() {
+    let sandbox = Sandbox::new();
+    let sleep = sleeper(&sandbox);
+    let here = |args: &[&str]| {
+        let mut command = daemonic(&sandbox);
+        command.current_dir(sandbox.path("")).args(args);
+        run(&mut command)
+    };
+    let output = here(&["start", "-p", "rel.pid", "--", &sleep, "300"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for file in ["rel.pid", "rel.pid.sock", "rel.pid.status"] {
+        assert!(sandbox.path(file).exists(), "{file}");
+        assert!(!Path::new("/").join(file).exists(), "/{file}");
+    }
+    let status = here(&["status", "-p", "rel.pid"]);
+    assert_eq!(code(&status), 0, "{}", stderr(&status));
+    let stop = here(&["stop", "-p", "rel.pid"]);
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+    assert!(!sandbox.path("rel.pid").exists());
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+}
+
 /// Root only: `--user` sets HOME, USER and LOGNAME from the user's passwd entry (as su and
 /// OpenRC do), unless they are given explicitly.
 #[test]
@@ -1280,8 +1338,5 @@ fn no_environment_value_is_written_to_disk() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(
-        left.iter().all(|n| n.ends_with(".status")),
-        "only the last record stays: {left:?}"
-    );
+    assert_eq!(left, ["env.pid.status"], "only the last record stays");
 }

@@ -325,18 +325,6 @@ fn supplementary_groups_can_be_none() {
     assert_eq!(status(pid, "Groups"), "");
 }
 
-/// nobody's uid and primary gid.
-fn nobody() -> (u32, u32) {
-    let line = std::fs::read_to_string("/etc/passwd")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("nobody:"))
-        .expect("nobody in /etc/passwd")
-        .to_string();
-    let f: Vec<&str> = line.split(':').collect();
-    (f[2].parse().unwrap(), f[3].parse().unwrap())
-}
-
 #[test]
 fn pidfile_holds_the_final_pid_and_is_locked() {
     let sandbox = Sandbox::new();

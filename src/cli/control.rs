@@ -107,15 +107,13 @@ pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
                 ""
             }
         ),
-        // Stopped, and outcomes a later library may add: the pidfile is the keeper's to
-        // remove, which a read-only directory prevents; say so.
+        // Stopped, and outcomes a later library may add. A pidfile no one holds is left only
+        // where it could not be removed (a read-only directory); say so. (One a new start
+        // holds is that start's.)
         _ => {
-            if let Ok(meta) = std::fs::symlink_metadata(&pidfile)
-                && meta.is_file()
-                && let Some(err) = std::fs::remove_file(&pidfile).err()
-            {
+            if daemonic::PidfileState::read(&pidfile).is_ok_and(|s| s.exists() && !s.is_locked()) {
                 say!(
-                    "daemonic stop: {} stopped, but its pidfile {} could not be removed: {err}",
+                    "daemonic stop: {} stopped, but its pidfile {} could not be removed",
                     args.target.label(),
                     pidfile.display()
                 );

@@ -267,7 +267,7 @@ impl Report {
             ),
         }
         if let Some(command) = &self.command {
-            show!("  command: {command}");
+            show!("  command: {}", escape(command));
         }
         if self.restarts > 0 || self.last_exit.is_some() {
             let last = self.last_exit.as_ref().map_or(String::new(), |e| {

@@ -86,8 +86,7 @@ impl LogArgs {
     /// The stderr log's configuration, if the streams are kept apart.
     pub fn stderr_config(&self) -> Option<LogConfig> {
         let dir = self.log_stderr.as_ref()?;
-        let dir = std::env::current_dir().map_or_else(|_| dir.clone(), |cwd| cwd.join(dir));
-        let config = self.options.config(&dir);
+        let config = self.options.config(dir);
         Some(match &self.log_processor {
             Some(command) => config.processor(command.clone()),
             None => config,
@@ -103,11 +102,10 @@ impl LogArgs {
         })
     }
 
-    /// The configuration, if `--log` was given (its directory made absolute).
+    /// The configuration, if `--log` was given (the library makes its directory absolute).
     pub fn config(&self) -> Option<LogConfig> {
         let dir = self.log.as_ref()?;
-        let dir = std::env::current_dir().map_or_else(|_| dir.clone(), |cwd| cwd.join(dir));
-        let config = self.options.config(&dir);
+        let config = self.options.config(dir);
         Some(match &self.log_processor {
             Some(command) => config.processor(command.clone()),
             None => config,
@@ -296,7 +294,7 @@ pub fn read(args: &ReadArgs) -> Result<u8, Failure> {
         if let Ok(mut f) = daemonic_open(file)
             && f.metadata().map(|m| m.ino()).ok() != Some(current_inode)
         {
-            let _ = f.read_to_end(&mut text);
+            read_plain(&mut f, &mut text);
             last_seen = archive_stem(file).to_vec();
         }
     }
@@ -314,8 +312,8 @@ pub fn read(args: &ReadArgs) -> Result<u8, Failure> {
 }
 
 /// `@….s` and `@….u` archives in name (time) order, then `current`. Not a processor's
-/// half-written `@….t`, and not archives a processor compressed (gzip, zstd, xz, bzip2: shown as
-/// they are they would be noise on a terminal; they are for their own tools).
+/// half-written `@….t`. (Compressed archives are listed: `log -f` finds its place among them;
+/// [`read_plain`] leaves them out of what is shown.)
 fn log_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
@@ -325,7 +323,6 @@ fn log_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             name.first() == Some(&b'@') && (name.ends_with(b".s") || name.ends_with(b".u"))
         })
         .map(|e| e.path())
-        .filter(|p| !is_compressed(p))
         .collect();
     archives.sort();
     archives.push(dir.join("current"));
@@ -357,17 +354,29 @@ fn archive_stem(path: &Path) -> &[u8] {
         .unwrap_or(name)
 }
 
-/// Whether a file starts with a compressor's magic number.
-fn is_compressed(path: &Path) -> bool {
+/// Appends a log file's text to `into`, unless it starts with a compressor's magic number
+/// (gzip, zstd, xz, bzip2: an archive a processor compressed is for its own tools, and shown as
+/// it is it would be noise on a terminal); a compressed file is read no further than that.
+fn read_plain(file: &mut std::fs::File, into: &mut Vec<u8>) {
     let mut head = [0u8; 6];
-    let n = daemonic_open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
     let head = &head[..n];
-    head.starts_with(&[0x1f, 0x8b])
+    let compressed = head.starts_with(&[0x1f, 0x8b])
         || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
         || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || head.starts_with(b"BZh")
+        || head.starts_with(b"BZh");
+    if !compressed {
+        into.extend_from_slice(head);
+        let _ = file.read_to_end(into);
+    }
 }
 
 fn daemonic_open(path: &Path) -> std::io::Result<std::fs::File> {
@@ -440,13 +449,21 @@ fn follow(
     let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| Failure::new(2, "log directory name contains a NUL byte"))?;
     // SAFETY: a valid C string path and event mask.
-    unsafe {
+    let watch = unsafe {
         libc::inotify_add_watch(
             inotify.as_raw_fd(),
             c_dir.as_ptr(),
             libc::IN_MODIFY | libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_MOVED_FROM,
         )
     };
+    if watch < 0 {
+        // Without a watch nothing would ever wake us: say why (often the watch limit,
+        // fs.inotify.max_user_watches).
+        return Err(Failure::io(
+            format!("inotify watch on {}", dir.display()),
+            &std::io::Error::last_os_error(),
+        ));
+    }
     let mut buf = vec![0u8; 1 << 16];
     let mut events = [0u8; 4096];
     loop {
@@ -506,7 +523,7 @@ fn follow(
                     break;
                 }
                 let mut whole = Vec::new();
-                let _ = archive.read_to_end(&mut whole);
+                read_plain(&mut archive, &mut whole);
                 if write_quietly(out, &whole).is_err() {
                     return Ok(0);
                 }

@@ -325,8 +325,7 @@ impl ServiceArgs {
             policy = policy.ready_after(after);
         }
         if let Some(path) = &self.forks {
-            // Relative to where the command was given, not to the program's directory.
-            let path = std::env::current_dir().map_or_else(|_| path.clone(), |cwd| cwd.join(path));
+            // Relative to where the command was given (the library makes it absolute).
             policy = policy.forking(path);
         }
         policy

@@ -386,3 +386,15 @@ impl Drop for Mounted {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// nobody's uid and primary gid.
+pub fn nobody() -> (u32, u32) {
+    let line = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .expect("nobody in /etc/passwd")
+        .to_string();
+    let f: Vec<&str> = line.split(':').collect();
+    (f[2].parse().unwrap(), f[3].parse().unwrap())
+}
