@@ -1054,8 +1054,8 @@ impl Keeper {
         }
         match program_exit {
             Some((exit, wait_status)) => {
-                if !self.machine.is_ready() && self.launcher.is_some() {
-                    self.drain_output();
+                if !self.machine.is_ready() {
+                    // (The output was drained above: the launcher has it before the exit.)
                     if let Some(launcher) = &self.launcher {
                         channel::send(launcher.as_raw_fd(), Record::Exited(wait_status));
                     }
@@ -1891,19 +1891,18 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
     }
     // What stays: 0-2, the caller's descriptors, the readiness number, and the error pipe until
     // exec closes it (close-on-exec). The list is sorted in a fixed-size buffer: no allocation.
+    // Ours first: past 64, a caller's descriptor is closed (and its step below reports it),
+    // never the error pipe.
     let mut keep = [0 as RawFd; 64];
     let mut n = 0;
-    for fd in spec.keep.iter().copied().chain(
-        [
-            Some(fds.errors),
-            match spec.readiness {
-                Readiness::Fd(t) => Some(t),
-                _ => None,
-            },
-        ]
-        .into_iter()
-        .flatten(),
-    ) {
+    let ours = [
+        Some(fds.errors),
+        match spec.readiness {
+            Readiness::Fd(t) => Some(t),
+            _ => None,
+        },
+    ];
+    for fd in ours.into_iter().flatten().chain(spec.keep.iter().copied()) {
         if n < keep.len() {
             keep[n] = fd;
             n += 1;

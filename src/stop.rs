@@ -416,6 +416,16 @@ fn signal_to(pidfile: &Path, signal: libc::c_int, group: bool) -> Result<u32, Er
         return Ok(pid);
     }
     match holder(pidfile)? {
+        // Without a keeper there is no group of ours to name: say so rather than reach one
+        // process of it.
+        Holder::Running(process) if group => Err(Error::new(
+            ErrorKind::InvalidInput,
+            Step::Signal,
+            format!(
+                "pid {} has no keeper, so its process group is not known; signal it alone (without --group)",
+                process.pid()
+            ),
+        )),
         Holder::Running(process) => {
             process.signal(signal).map_err(|e| {
                 Error::os(

@@ -612,10 +612,15 @@ fn stop_retry_escalates_to_kill_when_term_is_ignored() {
 #[test]
 fn stop_reports_a_daemon_that_outlives_the_schedule() {
     let sandbox = Sandbox::new();
-    let program = script(&sandbox, "stubborn.sh", "trap '' TERM\nexec \"$SLEEP\" 300");
+    // Ready only once the trap is set, so the stop cannot race the script.
+    let program = script(
+        &sandbox,
+        "stubborn.sh",
+        "trap '' TERM\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+    );
     assert_eq!(
         code(&run(
-            daemonic(&sandbox).args(["start", "-n", "d", "--", &program])
+            daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program])
         )),
         0
     );

@@ -29,15 +29,6 @@ fn start(sandbox: &Sandbox, extra: &[&str]) -> (u32, u32) {
     (launcher, pid_in(&pidfile))
 }
 
-/// Waits until `check` holds: for what a daemon does just after its launcher has returned.
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !check() {
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 fn is_reparented_and_not_a_session_leader() {
     let sandbox = Sandbox::new();

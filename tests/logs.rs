@@ -55,15 +55,6 @@ fn read_lines(dir: &Path, strict: bool) -> Vec<String> {
     lines
 }
 
-/// Waits until `check` holds (the keeper writes what the program wrote a moment later).
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 fn restarts_lose_no_line_of_the_program_or_its_grandchild() {
     let sandbox = Sandbox::new();

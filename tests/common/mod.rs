@@ -398,3 +398,13 @@ pub fn nobody() -> (u32, u32) {
     let f: Vec<&str> = line.split(':').collect();
     (f[2].parse().unwrap(), f[3].parse().unwrap())
 }
+
+/// Waits (yielding, up to 20 s) until `check` holds: for what a daemon does after the command
+/// that started it has returned, where no pipe or message says when.
+pub fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
