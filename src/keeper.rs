@@ -208,19 +208,19 @@ const HANDOFF_MAGIC: &[u8] = b"daemonic-keeper/1";
 /// the `daemonic-keeper` binary is exactly that). Returns `None` when this process was not
 /// started as a keeper image, so the binary goes on with its own work; otherwise keeps the
 /// service until its end and returns the exit status to leave with (for a foreground keeper,
-/// the program's).
+/// the program's). A plain number, so that a binary without a Rust `main` can return it too.
 ///
 /// # Example
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
 ///     if let Some(code) = daemonic::keeper_entry() {
-///         return code;
+///         return code.into();
 ///     }
 ///     // ... the program's own work ...
 ///     std::process::ExitCode::SUCCESS
 /// }
 /// ```
-pub fn keeper_entry() -> Option<std::process::ExitCode> {
+pub fn keeper_entry() -> Option<u8> {
     let mut args = std::env::args_os().skip(1);
     if args.next()?.as_encoded_bytes() != HANDOFF_FLAG.to_bytes() {
         return None;
@@ -229,7 +229,7 @@ pub fn keeper_entry() -> Option<std::process::ExitCode> {
         eprintln!(
             "daemonic-keeper: {why}; this program is started by `daemonic start`, not by hand"
         );
-        Some(std::process::ExitCode::from(2))
+        Some(2)
     };
     let Some(fd) = args.next().and_then(|a| a.to_str()?.parse::<RawFd>().ok()) else {
         return fail("no state descriptor");
@@ -238,14 +238,12 @@ pub fn keeper_entry() -> Option<std::process::ExitCode> {
         return fail("the state descriptor is not open");
     }
     // SAFETY: the former image handed this memfd over for us alone.
-    let mut state = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let mut bytes = Vec::new();
-    use std::io::Seek;
-    if state.seek(std::io::SeekFrom::Start(0)).is_err() || state.read_to_end(&mut bytes).is_err() {
+    let state = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let Some(mapped) = crate::handoff::Mapped::new(&state) else {
         return fail("the state cannot be read");
-    }
+    };
     drop(state);
-    let mut d = Decoder::new(&bytes);
+    let mut d = Decoder::new(mapped.bytes());
     if d.bytes() != Some(HANDOFF_MAGIC) {
         return fail("the state is not a keeper's (another version?)");
     }
@@ -254,6 +252,7 @@ pub fn keeper_entry() -> Option<std::process::ExitCode> {
     let Some(keeper) = decoded.filter(|_| d.is_done()) else {
         return fail("the state is damaged");
     };
+    drop(mapped);
     for fd in keeper.handed_fds() {
         let _ = fds::set_cloexec(fd, true);
     }
@@ -263,8 +262,8 @@ pub fn keeper_entry() -> Option<std::process::ExitCode> {
     // Rust's runtime ignores SIGPIPE already; the mask (our signals blocked) came across exec.
     let exit = keeper.keep();
     Some(match (foreground, exit) {
-        (true, Some(exit)) => std::process::ExitCode::from(exit.shell_code()),
-        _ => std::process::ExitCode::SUCCESS,
+        (true, Some(exit)) => exit.shell_code(),
+        _ => 0,
     })
 }
 
@@ -479,18 +478,20 @@ impl Keeper {
     }
 
     /// Runs the service until the table says to leave; returns how the program last ended.
-    pub(crate) fn run(mut self) -> Option<Exit> {
+    pub(crate) fn run(self) -> Option<Exit> {
+        let mut this = Box::new(self);
         let effects = vec![Effect::Spawn];
-        self.apply(effects);
-        if let Some(image) = self.reexec.take() {
+        this.apply(effects);
+        if let Some(image) = this.reexec.take() {
             // Returns only if the exec failed: this image then goes on keeping the service.
-            self.reexec(&image);
+            this.reexec(&image);
         }
-        self.keep()
+        this.keep()
     }
 
-    /// The loop, until the table says to leave.
-    fn keep(mut self) -> Option<Exit> {
+    /// The loop, until the table says to leave. The keeper is boxed: the loop's frames stay
+    /// shallow, and stack pages touched once stay the keeper's resident memory for good.
+    fn keep(mut self: Box<Self>) -> Option<Exit> {
         while !matches!(self.machine.phase(), Phase::Done(_)) {
             self.wait_and_dispatch();
         }
@@ -524,7 +525,11 @@ impl Keeper {
         ) else {
             return;
         };
+        // Only what this keeper reads of its own environment: `TZ` (local-time stamps) and
+        // `NOTIFY_SOCKET` (`run` under systemd). The program's environment is in the state, and
+        // a small environment keeps the new image's stack small.
         let envp: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| k == "TZ" || k == "NOTIFY_SOCKET")
             .filter_map(|(k, v)| {
                 let mut kv = k.into_encoded_bytes();
                 kv.push(b'=');
@@ -638,7 +643,8 @@ impl Keeper {
     /// # Safety
     /// Every descriptor named in `d` must have been handed over across exec by that image and
     /// be owned by nothing else in this process.
-    unsafe fn decode(d: &mut Decoder<'_>, now: Instant) -> Option<Keeper> {
+    #[inline(never)]
+    unsafe fn decode(d: &mut Decoder<'_>, now: Instant) -> Option<Box<Keeper>> {
         use std::os::unix::ffi::OsStrExt;
         // SAFETY (for every from_raw_fd below): the caller's guarantee.
         let owned = |fd: i32| unsafe { OwnedFd::from_raw_fd(fd) };
@@ -692,7 +698,7 @@ impl Keeper {
         let forking = d.option(|d| Some(PathBuf::from(std::ffi::OsStr::from_bytes(d.bytes()?))))?;
         let starter = d.option(Decoder::u32)?;
         let search = d.option(|d| Some((d.instant(now)?, d.instant(now)?)))?;
-        Some(Keeper {
+        Some(Box::new(Keeper {
             spec,
             machine,
             files,
@@ -728,7 +734,7 @@ impl Keeper {
             starter,
             search,
             reexec: None,
-        })
+        }))
     }
 
     /// Feeds one event to the table and carries out what it says.
@@ -1811,7 +1817,7 @@ impl Keeper {
 
     /// Leaves: a start that never came up leaves nothing behind; otherwise the record keeps the
     /// last word, and the pidfile and socket go.
-    fn finish(mut self) -> Option<Exit> {
+    fn finish(mut self: Box<Self>) -> Option<Exit> {
         self.drain_output();
         self.write_held_lines();
         // A processor still running is ended; its archive is kept as it was.
@@ -1854,6 +1860,8 @@ struct ChildFds {
 /// is already the default); stderr onto the keeper's pipe; the readiness descriptor; every other
 /// descriptor closed; umask, chroot, chdir, core limit, privileges; then `PR_SET_PDEATHSIG` (after
 /// the privilege drop, which clears it) so that the program never outlives a killed keeper.
+/// Never inlined: its buffers are the child's, not a frame in the keeper's loop.
+#[inline(never)]
 fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
     let fail = |step: Step, err: io::Error| -> ! {
         channel::send(fds.errors, Record::Failed(step, errno(&err)));

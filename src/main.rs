@@ -6,7 +6,7 @@ mod cli;
 fn main() -> std::process::ExitCode {
     // A keeper re-executing into this binary (when `daemonic-keeper` is not installed beside it).
     if let Some(code) = daemonic::keeper_entry() {
-        return code;
+        return code.into();
     }
     cli::main()
 }

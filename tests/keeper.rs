@@ -1293,6 +1293,7 @@ fn no_environment_value_is_written_to_disk() {
     let sleep = sleeper(&sandbox);
     let output = run(daemonic(&sandbox)
         .env("ADMIN_SECRET", "hunter2-admin")
+        .env("TZ", "Europe/Paris")
         .args([
             "start",
             "-n",
@@ -1317,6 +1318,12 @@ fn no_environment_value_is_written_to_disk() {
         }
     };
     scan();
+    // Nor does the resident keeper carry the admin's environment: only what it reads itself.
+    let (_, status) = status_json(&sandbox, "env");
+    let keeper = status["keeper_pid"].as_u64().unwrap();
+    let environ = std::fs::read(format!("/proc/{keeper}/environ")).unwrap();
+    let vars: Vec<&[u8]> = environ.split(|&b| b == 0).filter(|v| !v.is_empty()).collect();
+    assert_eq!(vars, [b"TZ=Europe/Paris".as_slice()], "the keeper's environment");
     let stop = run(daemonic(&sandbox).args(["stop", "-n", "env"]));
     assert_eq!(code(&stop), 0, "{}", stderr(&stop));
     scan();
