@@ -55,6 +55,10 @@ const NOTIFY_BATCH: usize = 64;
 
 /// A log waiting for disk space (blocking mode) tries again this often.
 const LOG_RETRY: Duration = Duration::from_secs(1);
+/// How long the program's output must pause before the keeper gives its output buffers back to
+/// the system: a service that logs now and then costs no more than one that is silent, and a
+/// flood keeps its buffers.
+const OUTPUT_QUIET: Duration = Duration::from_millis(10);
 
 /// Everything needed to start the program, resolved before the keeper's first fork and reused
 /// for every restart (nothing is allocated between fork and exec).
@@ -353,6 +357,8 @@ pub(crate) struct Keeper {
     next_client: u64,
     /// The buffer the program's output is read into.
     read_buf: Vec<u8>,
+    /// When output was last read, while the buffers that took it are held.
+    output_seen: Option<Instant>,
     /// The log processor running on an archive: its pid and the archive.
     processing: Option<(u32, PathBuf)>,
     /// Forking mode: the program's own pidfile.
@@ -446,6 +452,7 @@ impl Keeper {
             accept_paused: None,
             next_client: 0,
             read_buf: Vec::new(),
+            output_seen: None,
             processing: None,
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
@@ -729,6 +736,7 @@ impl Keeper {
             accept_paused: None,
             next_client: 0,
             read_buf: Vec::new(),
+            output_seen: None,
             processing,
             forking,
             starter,
@@ -834,6 +842,10 @@ impl Keeper {
         if let Some(until) = self.accept_paused.filter(|u| *u > now) {
             deadline = Some(deadline.map_or(until, |d| d.min(until)));
         }
+        if let Some(seen) = self.output_seen {
+            let quiet = seen + OUTPUT_QUIET;
+            deadline = Some(deadline.map_or(quiet, |d| d.min(quiet)));
+        }
         let wall = SystemTime::now();
         for logger in self.loggers() {
             let mut next = logger.tick(wall);
@@ -886,6 +898,11 @@ impl Keeper {
             .collect();
         if ready(STDERR) || ready(ERRORS) {
             self.drain_output();
+        } else if self
+            .output_seen
+            .is_some_and(|seen| seen.elapsed() >= OUTPUT_QUIET)
+        {
+            self.shed_buffers();
         }
         if ready(SIGNALS) {
             self.read_signals();
@@ -924,6 +941,7 @@ impl Keeper {
     // ---- the program -------------------------------------------------------------------
 
     /// Forks and executes the program; returns its pid, or the failed step and errno.
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn spawn(&mut self) -> Result<u32, (Step, i32)> {
         let (errors_r, errors_w) = channel::pipe().map_err(|e| (Step::Fork, errno(&e)))?;
         let ready_pipe = match self.spec.readiness {
@@ -1125,6 +1143,7 @@ impl Keeper {
 
     /// Sends `signal` to `target`. The program's group is signalled only while the program is
     /// unreaped (its pid, and so its group id, cannot be reused until then).
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn signal(&mut self, signal: i32, target: Target) {
         let program = self.machine.pid().map(|p| p as libc::pid_t);
         match target {
@@ -1163,6 +1182,7 @@ impl Keeper {
 
     // ---- sources -----------------------------------------------------------------------
 
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn read_signals(&mut self) {
         let mut child = false;
         let mut received = Vec::new();
@@ -1200,6 +1220,7 @@ impl Keeper {
     /// Handles each datagram as soon as it is received: its sender's ancestry is checked while
     /// the sender is still alive (`daemonic notify` and `systemd-notify` wait on a barrier that
     /// the next receive releases).
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn read_notify(&mut self) {
         for _ in 0..NOTIFY_BATCH {
             let received = match &self.notify {
@@ -1255,6 +1276,7 @@ impl Keeper {
         }
     }
 
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn read_ready(&mut self) {
         let Some(fd) = &self.ready else { return };
         let mut buf = [0u8; 256];
@@ -1285,6 +1307,7 @@ impl Keeper {
 
     /// Copies what the program wrote to its output pipe to the log (or the keeper's stderr, its
     /// configured target), and to the launcher until the program is ready.
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn drain_output(&mut self) {
         // One buffer for the keeper's life, small: its memory is a goal.
         let mut buf = std::mem::take(&mut self.read_buf);
@@ -1296,6 +1319,7 @@ impl Keeper {
             self.drain_pipe(fd, &mut buf, true);
         }
         self.read_buf = buf;
+        self.output_seen = Some(Instant::now());
         self.start_processor();
         // Dropped lines are news for `status` at once, not at the next transition.
         if self.dropped_counts() != self.published_dropped {
@@ -1427,6 +1451,24 @@ impl Keeper {
     }
 
     /// The logs: standard output's (or both streams'), then standard error's own.
+    /// The output went quiet: its buffers go back to the system until it speaks again.
+    fn shed_buffers(&mut self) {
+        self.output_seen = None;
+        self.read_buf = Vec::new();
+        for logger in self.loggers() {
+            logger.shed();
+        }
+        if let Some(syslog) = &mut self.syslog {
+            syslog.shed();
+        }
+        // Freed heap memory stays the process's until glibc trims it; trim now.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     fn loggers(&mut self) -> impl Iterator<Item = &mut Logger> {
         self.logger.iter_mut().chain(self.err_logger.iter_mut())
     }
@@ -1452,6 +1494,7 @@ impl Keeper {
     }
 
     /// Writes the log's event lines for what the table just did.
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn log_transition(&mut self, before: ServiceState, event: &Event) {
         if self.logger.is_none() && self.syslog.is_none() {
             return;
@@ -1505,6 +1548,7 @@ impl Keeper {
 
     // ---- control -----------------------------------------------------------------------
 
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn accept(&mut self) {
         let Some(listener) = &self.listener else {
             return;
@@ -1655,6 +1699,7 @@ impl Keeper {
     }
 
     /// Answers the clients whose request has an outcome now.
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn answer_clients(&mut self) {
         let phase = self.machine.phase().clone();
         let pid = self.machine.pid();
@@ -1696,6 +1741,7 @@ impl Keeper {
 
     /// Replaces the status record, empties the pidfile between runs, then tells the launcher
     /// (and an outer service manager) about readiness.
+    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
     fn publish(&mut self) {
         self.publish_as(self.machine.pid());
     }

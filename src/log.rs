@@ -297,7 +297,7 @@ impl Logger {
             opened: SystemTime::now(),
             partial: Vec::new(),
             continued: false,
-            out: Vec::with_capacity(FLUSH_AT + 4096),
+            out: Vec::new(),
             stamp: Vec::with_capacity(40),
             dropping: None,
             dropped: 0,
@@ -345,6 +345,17 @@ impl Logger {
         self.dropped
     }
 
+    /// Gives back the memory of buffers that hold nothing (the output went quiet); they are
+    /// taken again by the next [`write`](Self::write).
+    pub fn shed(&mut self) {
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+        if self.partial.is_empty() {
+            self.partial = Vec::new();
+        }
+    }
+
     /// In blocking mode, whether output waits for space (the caller then stops reading).
     pub fn is_stalled(&self) -> bool {
         self.stalled
@@ -358,6 +369,9 @@ impl Logger {
     pub fn write(&mut self, data: &[u8], now: SystemTime) {
         // `out` is not cleared: in blocking mode it may hold lines that wait for space, and
         // these go first. Otherwise every commit leaves it empty.
+        if self.out.capacity() == 0 {
+            self.out.reserve_exact(FLUSH_AT + 4096);
+        }
         self.format_stamp(now);
         let mut rest = data;
         while !rest.is_empty() {
@@ -993,6 +1007,28 @@ mod tests {
     }
 
     #[test]
+    fn shedding_between_writes_keeps_unfinished_lines_and_frees_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::new(dir.path()).stamp(Stamp::None);
+        let mut log = Logger::open(config).unwrap();
+        let now = SystemTime::now();
+        log.write(b"one\nunfin", now);
+        log.shed();
+        assert_eq!(
+            log.out.capacity(),
+            0,
+            "an empty output buffer is given back"
+        );
+        assert_eq!(log.partial, b"unfin", "an unfinished line is kept");
+        log.write(b"ished\n", now);
+        log.shed();
+        assert_eq!(log.partial.capacity(), 0);
+        log.write(b"two\n", now);
+        let text = std::fs::read(dir.path().join("current")).unwrap();
+        assert_eq!(text, b"one\nunfinished\ntwo\n");
+    }
+
+    #[test]
     fn a_line_that_ends_on_a_piece_boundary_leaves_no_empty_piece() {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig::new(dir.path()).stamp(Stamp::None).line_max(16);
@@ -1251,6 +1287,13 @@ impl Syslog {
         if self.partial.len() >= LogConfig::LINE_MAX {
             let whole = std::mem::take(&mut self.partial);
             self.send(&whole, now);
+        }
+    }
+
+    /// Gives back the memory of an empty line buffer (the output went quiet).
+    pub fn shed(&mut self) {
+        if self.partial.is_empty() {
+            self.partial = Vec::new();
         }
     }
 

@@ -1322,8 +1322,15 @@ fn no_environment_value_is_written_to_disk() {
     let (_, status) = status_json(&sandbox, "env");
     let keeper = status["keeper_pid"].as_u64().unwrap();
     let environ = std::fs::read(format!("/proc/{keeper}/environ")).unwrap();
-    let vars: Vec<&[u8]> = environ.split(|&b| b == 0).filter(|v| !v.is_empty()).collect();
-    assert_eq!(vars, [b"TZ=Europe/Paris".as_slice()], "the keeper's environment");
+    let vars: Vec<&[u8]> = environ
+        .split(|&b| b == 0)
+        .filter(|v| !v.is_empty())
+        .collect();
+    assert_eq!(
+        vars,
+        [b"TZ=Europe/Paris".as_slice()],
+        "the keeper's environment"
+    );
     let stop = run(daemonic(&sandbox).args(["stop", "-n", "env"]));
     assert_eq!(code(&stop), 0, "{}", stderr(&stop));
     scan();
