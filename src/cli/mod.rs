@@ -9,7 +9,6 @@ mod rundir;
 mod start;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
@@ -171,7 +170,8 @@ impl Failure {
     }
 }
 
-pub fn main() -> ExitCode {
+/// Runs the command; returns its exit status.
+pub fn main() -> u8 {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Man(_) | Command::Completions(_)) {
         // Written straight to stdout by clap: a closed pipe ends them quietly.
@@ -204,10 +204,10 @@ pub fn main() -> ExitCode {
         ),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(failure) => {
             say!("daemonic {verb}: {}", failure.message);
-            ExitCode::from(failure.code)
+            failure.code
         }
     }
 }
