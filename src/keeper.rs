@@ -48,7 +48,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const MAX_CLIENTS: usize = 64;
 
 /// How much of the program's output is read at a time.
-const READ_CHUNK: usize = 8 << 10;
+const READ_CHUNK: usize = 4 << 10;
 
 /// Notifications handled per round of the loop: a flood cannot starve the rest.
 const NOTIFY_BATCH: usize = 64;
@@ -1453,12 +1453,7 @@ impl Keeper {
         if let Some(syslog) = &mut self.syslog {
             syslog.shed();
         }
-        // Freed heap memory stays the process's until glibc trims it; trim now.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only returns free heap pages to the kernel.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        crate::process::trim_heap();
     }
 
     fn loggers(&mut self) -> impl Iterator<Item = &mut Logger> {

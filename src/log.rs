@@ -731,7 +731,7 @@ impl Logger {
     }
 
     fn retain(&mut self) {
-        let mut archives = self.archives();
+        let archives = self.archives();
         let mut total: u64 = archives.iter().map(|(_, s)| s).sum();
         let mut i = 0;
         while i < archives.len() {
@@ -744,7 +744,9 @@ impl Logger {
             total -= archives[i].1;
             i += 1;
         }
-        archives.clear();
+        drop(archives);
+        // The directory scan took a 32 KiB buffer (opendir's) for a moment.
+        crate::process::trim_heap();
     }
 
     fn evict_oldest(&mut self) -> bool {

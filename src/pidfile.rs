@@ -504,7 +504,8 @@ fn lock_holder(file: &File, dev: u64, ino: u64) -> io::Result<(bool, Option<u32>
                 return Ok((true, fields.get(4).and_then(|p| p.parse().ok())));
             }
         }
-        return Ok((false, None));
+        // Not found there proves nothing: on btrfs `stat()`'s device is not the one
+        // /proc/locks names. The lock itself answers.
     }
     let _ = (dev, ino);
     match file.try_lock_shared() {

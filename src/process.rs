@@ -304,3 +304,15 @@ pub fn uptime(pid: u32) -> Option<Duration> {
     let started = stat.starttime as f64 / ticks as f64;
     Some(Duration::from_secs_f64((system - started).max(0.0)))
 }
+
+/// Returns the heap's free pages to the system now (glibc keeps them until the top of the heap
+/// shrinks past a threshold). A keeper lives as long as its service: memory it used for a
+/// moment (a directory scan's 32 KiB buffer, a burst's buffers) should not stay its own.
+/// Elsewhere a no-op: musl and the BSDs' allocators return memory by themselves.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
