@@ -42,6 +42,11 @@ struct Args {
     clear_env: bool,
     #[arg(long)]
     no_core: bool,
+    /// Nice value and open-file limit (soft = hard) through `Resources`.
+    #[arg(long, allow_negative_numbers = true)]
+    nice: Option<i32>,
+    #[arg(long)]
+    nofile: Option<u64>,
     #[arg(long)]
     foreground: bool,
     #[arg(long)]
@@ -199,7 +204,15 @@ fn main() {
     if let Some(image) = &args.keeper_image {
         daemon = daemon.keeper_image(image);
     }
+    let mut resources = daemonic::Resources::new();
+    if let Some(n) = args.nice {
+        resources = resources.nice(n);
+    }
+    if let Some(n) = args.nofile {
+        resources = resources.limit(daemonic::Limit::NoFile, n, n);
+    }
     daemon = daemon
+        .resources(resources)
         .no_core(args.no_core)
         .foreground(args.foreground)
         .ready_at_start(args.ready_at_start);

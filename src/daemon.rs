@@ -62,6 +62,7 @@ pub struct Daemon {
     /// that a clone of the builder keeps the same numbers).
     owned_fds: Vec<Arc<OwnedFd>>,
     no_core: bool,
+    resources: crate::resources::Resources,
     foreground: bool,
     ready_at_start: bool,
     timeout: Duration,
@@ -96,6 +97,7 @@ impl Daemon {
             keep_fds: Vec::new(),
             owned_fds: Vec::new(),
             no_core: false,
+            resources: crate::resources::Resources::new(),
             foreground: false,
             ready_at_start: false,
             timeout: DEFAULT_TIMEOUT,
@@ -290,6 +292,26 @@ impl Daemon {
     #[must_use]
     pub fn no_core(mut self, on: bool) -> Daemon {
         self.no_core = on;
+        self
+    }
+
+    /// Resource controls (nice value, limits, OOM score, scheduler, I/O priority,
+    /// `no_new_privs`) for the daemon, or for the program a keeper runs (at every restart).
+    /// Checked with everything else before anything forks.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, Limit, Program, Resources};
+    /// let limits = Resources::new().nice(10).limit(Limit::NoFile, 65536, 65536);
+    /// Daemon::new()
+    ///     .pidfile("/run/worker.pid")
+    ///     .resources(limits)
+    ///     .spawn(&Program::new("/usr/bin/worker"))?;
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    #[must_use]
+    pub fn resources(mut self, resources: crate::resources::Resources) -> Daemon {
+        self.resources = resources;
         self
     }
 
@@ -765,6 +787,7 @@ impl Daemon {
     fn validate(&self) -> Result<Checked, Error> {
         refuse_threads()?;
         self.environment.validate()?;
+        self.resources.check()?;
         let creds = identity::resolve(self.user.as_deref(), self.group.as_deref(), self.groups)?;
         if let Some(root) = &self.chroot {
             let meta =
@@ -998,6 +1021,7 @@ impl Daemon {
             umask: self.umask,
             max_fd: self.max_fd,
             no_core: self.no_core,
+            resources: self.resources.clone(),
             stdio,
             pidfile: None,
             lock_target,
@@ -1089,6 +1113,7 @@ struct Launch {
     umask: libc::mode_t,
     max_fd: RawFd,
     no_core: bool,
+    resources: crate::resources::Resources,
     stdio: PreparedStdio,
     pidfile: Option<Pidfile>,
     /// Exec mode: the number the pidfile lock lands on in the program.
@@ -1334,6 +1359,8 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
             return Err((Step::NoCore, io::Error::last_os_error()));
         }
     }
+    // Resource controls, while privileged: raising a limit or lowering nice needs it.
+    launch.resources.apply()?;
     // Step 13: setgroups, setgid, setuid, then check root cannot be regained.
     if let Some(creds) = &launch.checked.creds {
         identity::drop_privileges(creds)?;
@@ -1430,6 +1457,7 @@ fn keeper_setup(
         checked,
         umask,
         no_core,
+        resources,
         pidfile,
         status_w,
         relay_w,
@@ -1479,6 +1507,7 @@ fn keeper_setup(
         chroot: checked.chroot,
         umask,
         no_core,
+        resources,
         readiness,
         keep: keep_user,
         shared_output: shared_output(&stdio_targets),

@@ -76,10 +76,22 @@ pub enum Step {
     Control,
     /// Reading or writing a service's status record.
     Status,
+    /// Setting the nice value.
+    Nice,
+    /// Setting a resource limit.
+    Rlimit,
+    /// Setting the OOM score adjustment.
+    OomScoreAdj,
+    /// Setting the CPU scheduling policy.
+    Scheduler,
+    /// Setting the I/O priority.
+    IoPriority,
+    /// Setting `no_new_privs`.
+    NoNewPrivs,
 }
 
 impl Step {
-    const ALL: [Step; 28] = [
+    const ALL: [Step; 34] = [
         Step::Threads,
         Step::User,
         Step::Group,
@@ -108,6 +120,12 @@ impl Step {
         Step::Keeper,
         Step::Control,
         Step::Status,
+        Step::Nice,
+        Step::Rlimit,
+        Step::OomScoreAdj,
+        Step::Scheduler,
+        Step::IoPriority,
+        Step::NoNewPrivs,
     ];
 
     /// The step's wire code in the status pipe.
@@ -152,6 +170,12 @@ impl Step {
             Step::Keeper => "keeper",
             Step::Control => "control",
             Step::Status => "status",
+            Step::Nice => "nice",
+            Step::Rlimit => "resource limit",
+            Step::OomScoreAdj => "OOM score",
+            Step::Scheduler => "scheduler",
+            Step::IoPriority => "I/O priority",
+            Step::NoNewPrivs => "no_new_privs",
         }
     }
 }

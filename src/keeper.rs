@@ -73,6 +73,7 @@ pub(crate) struct Spec {
     pub chroot: Option<CString>,
     pub umask: libc::mode_t,
     pub no_core: bool,
+    pub resources: crate::resources::Resources,
     pub readiness: Readiness,
     /// The caller's descriptors the program keeps at their numbers, sorted.
     pub keep: Vec<RawFd>,
@@ -110,6 +111,7 @@ impl Spec {
         e.option(self.chroot.as_ref(), |e, c| e.bytes(c.as_bytes()));
         e.u32(self.umask);
         e.bool(self.no_core);
+        self.resources.encode(e);
         match self.readiness {
             Readiness::Exec => e.u8(0),
             Readiness::Notify => e.u8(1),
@@ -164,6 +166,7 @@ impl Spec {
         let chroot = d.option(|d| cstring(d.bytes()?))?;
         let umask = d.u32()?;
         let no_core = d.bool()?;
+        let resources = crate::resources::Resources::decode(d)?;
         let readiness = match d.u8()? {
             0 => Readiness::Exec,
             1 => Readiness::Notify,
@@ -192,6 +195,7 @@ impl Spec {
             chroot,
             umask: umask as libc::mode_t,
             no_core,
+            resources,
             readiness,
             keep,
             shared_output,
@@ -2050,6 +2054,10 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
         if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
             fail(Step::NoCore, io::Error::last_os_error());
         }
+    }
+    // While privileged: raising a limit, lowering nice or a real-time policy needs it.
+    if let Err((step, e)) = spec.resources.apply() {
+        fail(step, e);
     }
     if let Some(creds) = &spec.creds
         && let Err((step, e)) = identity::drop_privileges(creds)

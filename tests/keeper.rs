@@ -1341,3 +1341,165 @@ fn no_environment_value_is_written_to_disk() {
         .collect();
     assert_eq!(left, ["env.pid.status"], "only the last record stays");
 }
+
+/// Fields of `/proc/PID/stat` after the command name: index 0 is field 3 (state).
+fn stat_fields(pid: u32) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = text.rsplit_once(')').unwrap();
+    rest.split_whitespace().map(str::to_string).collect()
+}
+
+/// The soft and hard values of one row of `/proc/PID/limits`.
+fn proc_limit(pid: u32, row: &str) -> (String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no {row:?} in {text}"));
+    let mut values = line[row.len()..].split_whitespace();
+    (
+        values.next().unwrap().to_string(),
+        values.next().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn resource_controls_reach_the_program_and_survive_a_restart() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a negative nice value)");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let mut fifo = Fifo::new(sandbox.path("events"));
+    let program = script(
+        &sandbox,
+        "svc.sh",
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    );
+    let env_file = sandbox.path("service.env");
+    std::fs::write(
+        &env_file,
+        "# as systemd reads it\nGREETING=\"hello world\"\nLEVEL=3\n",
+    )
+    .unwrap();
+    let input = sandbox.path("input");
+    std::fs::write(&input, "data\n").unwrap();
+    let missing = format!("-{}", sandbox.path("no-such.env").display());
+    start(
+        &sandbox,
+        "res",
+        &[
+            "--restart",
+            "always",
+            "--stable-after",
+            "0",
+            "--nice",
+            "-5",
+            "--rlimit",
+            "nofile=1000:2000",
+            "--rlimit",
+            "core=unlimited",
+            "--oom-score-adj",
+            "300",
+            "--no-new-privs",
+            "--sched",
+            "batch",
+            "--ionice",
+            "idle",
+            "--env-file",
+            &env_file.display().to_string(),
+            "--env-file",
+            &missing,
+            "-e",
+            "LEVEL=4",
+            "--stdin",
+            &input.display().to_string(),
+        ],
+        &program,
+    );
+    let check = |pid: u32| {
+        // After the script's exec (during it, /proc/PID/environ can read empty).
+        eventually("the program runs sleep", || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        });
+        let fields = stat_fields(pid);
+        assert_eq!(fields[16], "-5", "nice (stat field 19)");
+        assert_eq!(fields[38], "3", "policy SCHED_BATCH (stat field 41)");
+        assert_eq!(
+            proc_limit(pid, "Max open files"),
+            ("1000".into(), "2000".into())
+        );
+        assert_eq!(
+            proc_limit(pid, "Max core file size"),
+            ("unlimited".into(), "unlimited".into())
+        );
+        let oom = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+        assert_eq!(oom.trim(), "300");
+        assert_eq!(status(pid, "NoNewPrivs"), "1");
+        // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) only reads.
+        let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid as libc::c_long) };
+        assert_eq!(ioprio >> 13, 3, "I/O class idle");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        assert!(
+            vars.contains(&b"GREETING=hello world".as_slice()),
+            "environment"
+        );
+        assert!(
+            vars.contains(&b"LEVEL=4".as_slice()),
+            "--env wins over the file"
+        );
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(),
+            input
+        );
+    };
+    let first = started(&mut fifo);
+    check(first);
+    // The re-executed keeper carries the controls in its state: the next run gets them too.
+    kill(first, libc::SIGKILL);
+    let second = started(&mut fifo);
+    assert_ne!(first, second);
+    check(second);
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "res"]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+}
+
+#[test]
+fn bad_resource_controls_are_refused_before_anything_starts() {
+    let sandbox = Sandbox::new();
+    let sleep = sleeper(&sandbox);
+    let bad_env = sandbox.path("bad.env");
+    std::fs::write(&bad_env, "A=1\nexport B=2 3\n").unwrap();
+    let bad_env = bad_env.display().to_string();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--rlimit", "nofile=10:5"],
+            "nofile: the soft limit 10 is above the hard limit 5",
+        ),
+        (&["--rlimit", "files=10"], "unknown limit \"files\""),
+        (&["--rlimit", "nofile=lots"], "is not a number"),
+        (&["--sched", "fifo"], "fifo needs a priority"),
+        (&["--ionice", "best-effort:9"], "not 0-7"),
+        (&["--nice", "-21"], "-21"),
+        (&["--env-file", &bad_env], "bad.env:2: the name must be"),
+    ];
+    for (flags, message) in cases {
+        let output = run(daemonic(&sandbox)
+            .args(["start", "-n", "bad"])
+            .args(flags)
+            .args(["--", &sleep, "300"]));
+        assert_eq!(code(&output), 2, "{flags:?}: {}", stderr(&output));
+        let text = stderr(&output);
+        // One line says it (clap may add its "--help" hint below).
+        let first = text.lines().next().unwrap_or_default();
+        assert!(first.contains(message), "{flags:?}: {text}");
+        assert!(
+            !pidfile(&sandbox, "bad").exists(),
+            "{flags:?} left a pidfile"
+        );
+    }
+}

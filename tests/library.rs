@@ -759,3 +759,39 @@ fn a_child_started_before_ready_does_not_hold_the_relay() {
         "the child holds a pipe (the launcher's stderr relay): {open:?}"
     );
 }
+
+#[test]
+fn resources_apply_to_a_started_daemon_and_to_a_spawned_program() {
+    let sandbox = Sandbox::new();
+    // A positive nice value and a lower limit need no privilege: this runs as any user.
+    let (_, pid) = start(&sandbox, &["--nice", "7", "--nofile", "512"]);
+    let nice = |pid: u32| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let (_, rest) = text.rsplit_once(')').unwrap();
+        rest.split_whitespace().nth(16).unwrap().to_string()
+    };
+    let nofile = |pid: u32| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        line.split_whitespace()
+            .skip(3)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(nice(pid), "7", "the daemon's own nice value");
+    assert_eq!(nofile(pid), "512 512");
+
+    let pidfile = sandbox.path("spawned.pid");
+    let sleep = sleeper(&sandbox);
+    let output = run(sandbox.fixture().arg("--pidfile").arg(&pidfile).args([
+        "--nice", "3", "--nofile", "256", "--spawn", "--", &sleep, "300",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let spawned = pid_in(&pidfile);
+    assert_eq!(nice(spawned), "3", "the program's nice value");
+    assert_eq!(nofile(spawned), "256 256");
+}

@@ -3,6 +3,7 @@
 //! maps errors to the LSB init-script exit codes.
 
 mod control;
+mod envfile;
 mod inspect;
 mod logs;
 mod rundir;

@@ -114,6 +114,32 @@ pub struct ServiceArgs {
     /// Disable core dumps.
     #[arg(long)]
     pub no_core: bool,
+    /// Read the environment from FILE, systemd's EnvironmentFile= format (repeatable; -FILE:
+    /// may be missing); --env values win.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    pub env_file: Vec<PathBuf>,
+    /// Standard input from FILE [default: /dev/null; inherited for run].
+    #[arg(long, value_name = "FILE")]
+    pub stdin: Option<PathBuf>,
+    /// Nice value for the program, -20 to 19 (start-stop-daemon --nicelevel).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: Option<i32>,
+    /// I/O scheduling class and level: realtime|best-effort|idle[:0-7] (ionice).
+    #[arg(long, value_name = "CLASS[:LEVEL]", value_parser = parse_ionice)]
+    pub ionice: Option<(daemonic::IoClass, u8)>,
+    /// CPU scheduling policy: other|batch|idle, or fifo|rr:PRIORITY (1-99) (chrt).
+    #[arg(long, value_name = "POLICY[:PRIO]", value_parser = parse_sched)]
+    pub sched: Option<(daemonic::Scheduler, i32)>,
+    /// A resource limit, as ulimit and /proc/PID/limits name it: nofile=65536,
+    /// core=unlimited, memlock=64M:128M (repeatable; HARD defaults to SOFT).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]", value_parser = parse_rlimit)]
+    pub rlimit: Vec<(daemonic::Limit, u64, u64)>,
+    /// OOM killer adjustment, -1000 (never) to 1000 (first).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1000..=1000))]
+    pub oom_score_adj: Option<i32>,
+    /// Set no_new_privs: the program and what it executes can never gain privileges.
+    #[arg(long)]
+    pub no_new_privs: bool,
     /// Wait for sd_notify READY=1 on $NOTIFY_SOCKET (STATUS= lines are shown).
     #[arg(long, conflicts_with = "ready_fd")]
     pub notify: bool,
@@ -174,6 +200,83 @@ fn parse_env(text: std::ffi::OsString) -> Result<(std::ffi::OsString, std::ffi::
     }
 }
 
+/// `CLASS[:LEVEL]` for --ionice: a class by name or ionice's number; the level defaults to 4
+/// (ionice's) and is 0-7.
+fn parse_ionice(text: &str) -> Result<(daemonic::IoClass, u8), String> {
+    let (class, level) = text
+        .split_once(':')
+        .map_or((text, None), |(c, l)| (c, Some(l)));
+    let class = daemonic::IoClass::from_name(class)
+        .ok_or_else(|| format!("unknown I/O class {class:?}: realtime, best-effort or idle"))?;
+    let level = match level {
+        None => 4,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= 7)
+            .ok_or_else(|| format!("I/O level {l:?} is not 0-7"))?,
+    };
+    Ok((class, level))
+}
+
+/// `POLICY[:PRIO]` for --sched: a real-time policy needs its priority (1-99), the others take
+/// none.
+fn parse_sched(text: &str) -> Result<(daemonic::Scheduler, i32), String> {
+    let (name, priority) = text
+        .split_once(':')
+        .map_or((text, None), |(n, p)| (n, Some(p)));
+    let policy = daemonic::Scheduler::from_name(name)
+        .ok_or_else(|| format!("unknown policy {name:?}: other, batch, idle, fifo or rr"))?;
+    match (policy.is_realtime(), priority) {
+        (true, Some(p)) => p
+            .parse::<i32>()
+            .ok()
+            .filter(|p| (1..=99).contains(p))
+            .map(|p| (policy, p))
+            .ok_or_else(|| format!("priority {p:?} is not 1-99")),
+        (true, None) => Err(format!("{name} needs a priority: {name}:1 to {name}:99")),
+        (false, None) => Ok((policy, 0)),
+        (false, Some(_)) => Err(format!("{name} takes no priority (only fifo and rr do)")),
+    }
+}
+
+/// `NAME=SOFT[:HARD]` for --rlimit: a number with an optional K, M, G or T (powers of 1024), or
+/// `unlimited`/`infinity`; HARD defaults to SOFT (as systemd's LimitNOFILE=N).
+fn parse_rlimit(text: &str) -> Result<(daemonic::Limit, u64, u64), String> {
+    let Some((name, values)) = text.split_once('=') else {
+        return Err("expected NAME=SOFT[:HARD], e.g. nofile=65536".into());
+    };
+    let names = || daemonic::Limit::names().collect::<Vec<_>>().join(", ");
+    let limit = daemonic::Limit::from_name(name)
+        .ok_or_else(|| format!("unknown limit {name:?}; one of: {}", names()))?;
+    let value = |v: &str| -> Result<u64, String> {
+        if v.eq_ignore_ascii_case("unlimited") || v.eq_ignore_ascii_case("infinity") {
+            return Ok(daemonic::UNLIMITED);
+        }
+        let (digits, shift) = match v.as_bytes().last().map(u8::to_ascii_uppercase) {
+            Some(b'K') => (&v[..v.len() - 1], 10),
+            Some(b'M') => (&v[..v.len() - 1], 20),
+            Some(b'G') => (&v[..v.len() - 1], 30),
+            Some(b'T') => (&v[..v.len() - 1], 40),
+            _ => (v, 0),
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(1 << shift))
+            .filter(|n| *n != daemonic::UNLIMITED)
+            .ok_or_else(|| format!("{name}: {v:?} is not a number (or unlimited)"))
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((s, h)) => (value(s)?, value(h)?),
+        None => {
+            let v = value(values)?;
+            (v, v)
+        }
+    };
+    Ok((limit, soft, hard))
+}
+
 /// A readiness descriptor: above 2, and a number the program can have (below 65536).
 fn parse_ready_fd(text: &str) -> Result<i32, String> {
     text.parse::<i32>()
@@ -211,6 +314,27 @@ fn parse_give_up(text: &str) -> Result<(u32, Duration), String> {
 
 impl ServiceArgs {
     /// The builder for this service, with `pidfile` if any.
+    /// The resource controls the flags ask for.
+    fn resources(&self) -> daemonic::Resources {
+        let mut r = daemonic::Resources::new().no_new_privs(self.no_new_privs);
+        if let Some(n) = self.nice {
+            r = r.nice(n);
+        }
+        if let Some((class, level)) = self.ionice {
+            r = r.io_priority(class, level);
+        }
+        if let Some((policy, priority)) = self.sched {
+            r = r.scheduler(policy, priority);
+        }
+        for &(limit, soft, hard) in &self.rlimit {
+            r = r.limit(limit, soft, hard);
+        }
+        if let Some(n) = self.oom_score_adj {
+            r = r.oom_score_adj(n);
+        }
+        r
+    }
+
     fn daemon(&self, pidfile: Option<&PathBuf>, foreground: bool) -> Result<Daemon, Failure> {
         let (user, group) = match (self.user.as_deref().map(|u| u.split_once(':')), &self.group) {
             (Some(Some(_)), Some(_)) => {
@@ -237,6 +361,10 @@ impl ServiceArgs {
                 .stdout(Stdio::Inherit)
                 .stderr(Stdio::Inherit);
         }
+        if let Some(path) = &self.stdin {
+            daemon = daemon.stdin(Stdio::append(path));
+        }
+        daemon = daemon.resources(self.resources());
         if let Some(u) = user {
             daemon = daemon.user(u);
         }
@@ -280,6 +408,13 @@ impl ServiceArgs {
         let mut environment = Environment::inherit();
         if self.clear_env {
             environment = Environment::empty();
+        }
+        for file in &self.env_file {
+            for (key, value) in super::envfile::read(file)
+                .map_err(|e| Failure::new(2, format!("--env-file {e}")))?
+            {
+                environment = environment.set(key, value);
+            }
         }
         for (key, value) in &self.env {
             environment = environment.set(key, value);
