@@ -35,6 +35,45 @@
 //! }
 //! ```
 //!
+//! # A privileged port, then an unprivileged user
+//!
+//! Bind while still root, keep the descriptor, drop to the user: the daemon serves port 80
+//! without ever running as root afterwards (privileges are dropped last in the procedure).
+//!
+//! ```no_run
+//! use std::os::fd::AsFd;
+//! let listener = std::net::TcpListener::bind("0.0.0.0:80")?; // as root
+//! let mut daemon = daemonic::Daemon::new()
+//!     .pidfile("/run/web.pid")
+//!     .user("www-data")
+//!     .keep_fd(listener.as_fd()) // survives the descriptor sweep, at its number
+//!     .start()?;
+//! // The daemon, as www-data, still holds the listener.
+//! daemon.ready()?;
+//! for stream in listener.incoming() {
+//!     let _ = stream?;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Platforms
+//!
+//! Linux first; the code builds for the BSDs and macOS, where it is not tested in CI and some
+//! parts fall back:
+//!
+//! | | Linux | elsewhere |
+//! |---|---|---|
+//! | the daemon(7) procedure, pidfile lock, privilege drop, readiness | yes | yes |
+//! | closing inherited descriptors | `close_range`, `/proc/self/fd` | a `close` loop |
+//! | thread check before the fork | `/proc/self/status` | not checked |
+//! | signals to the right process | pidfd (5.3+) | `kill` |
+//! | keeper: orphans adopted, program dies with a killed keeper | subreaper, `PR_SET_PDEATHSIG` | neither |
+//! | keeper starts its program | `clone(CLONE_VM \| CLONE_VFORK)` | `fork` |
+//! | sd_notify sender check | `SCM_CREDENTIALS` | none |
+//! | OOM score, scheduler, I/O priority, `no_new_privs` | yes | refused by [`Resources::check`] |
+//!
+//! The command's README has the full table of what falls back where.
+//!
 //! [`Daemon::spawn`] and [`Daemon::supervise`] return in the calling process and execute the
 //! program in the forked one, so a program on a single-threaded runtime may call them (they
 //! block its thread until the program is ready); they too refuse a process with more threads.
