@@ -10,8 +10,10 @@
 # 2. Restarts: a program that prints "line N" just before it exits, restarted 1,000 times by a
 #    keeper (--restart always --stable-after 0), logging with --log; then every line 1..1000 must
 #    be in the log exactly once, in order. Also prints the restarts per second achieved.
+# 3. Memory while logging: the USS of the second of two keepers, each logging a flood (`yes`)
+#    or a line every 50 ms, against s6-log (the logger alone) fed the same. Target <= 128 KiB.
 #
-# Usage: bench/logs.sh            RESTARTS=1000 RUNS=5 bench/logs.sh
+# Usage: bench/logs.sh            RESTARTS=1000 RUNS=5 REPEAT=3 bench/logs.sh
 # Builds the release binaries first. Everything it starts is stopped at the end.
 set -u
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ cargo build --release --quiet || exit 1
 D=$root/target/release/daemonic
 work=$(mktemp -d /tmp/daemonic-bench-logs.XXXXXX)
 export DAEMONIC_RUNDIR=$work/run
-trap '"$D" stop -n restarts >/dev/null 2>&1; rm -rf "$work"' EXIT
+trap '"$D" stop -n restarts >/dev/null 2>&1; for i in 1 2; do "$D" stop -n "mem$i" >/dev/null 2>&1; done; pkill -f "$work/s6-" 2>/dev/null; rm -rf "$work"' EXIT
 
 echo "## 1. throughput (reference harness ../shared/bench/logtput.sh, daemonic added)"
 harness=$root/../shared/bench/logtput.sh
@@ -68,3 +70,52 @@ restarts=$(grep -c 'daemonic: started (pid' <(cat "$work"/log/@* "$work/log/curr
 awk -v n="$n" -v p="$present" -v o="$in_order" -v r="$restarts" -v s="$start" -v e="$end" \
     'BEGIN { printf "%d runs (%d starts logged): %d of %d lines present, each once and in order: %s; %.0f restarts/s\n", n, r, p, n, o, (n - 1) / (e - s) }'
 [ "$present" = "$n" ] && [ "$in_order" = yes ]
+lost_none=$?
+
+echo
+repeat=${REPEAT:-3}
+echo "## 3. memory while logging: USS (Private_Clean + Private_Dirty) of the second of two"
+echo "## instances side by side, KiB, median of $repeat; a flood (yes) and a line every 50 ms"
+uss() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+text=012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789
+feed() { # feed MODE: the program's output
+    case $1 in
+    flood) exec yes "$text" ;;
+    slow) while :; do echo "$text"; sleep 0.05; done ;;
+    esac
+}
+export -f feed 2>/dev/null || true
+# daemonic: the keeper is supervisor and logger in one process.
+keeper_uss() {
+    for i in 1 2; do
+        "$D" start -n "mem$i" --log "$work/mem$i" --log-size 1000000 --log-keep 2 \
+            -- bash -c "text=$text; $(declare -f feed); feed $1" || return 1
+    done
+    sleep 1
+    k=$("$D" status -n mem2 --json | tr ',' '\n' | sed -n 's/.*"keeper_pid": *\([0-9]*\).*/\1/p')
+    uss "$k"
+    "$D" stop -n mem1 >/dev/null
+    "$D" stop -n mem2 >/dev/null
+}
+# s6-log: the logger alone (s6-supervise is a second process beside it).
+s6log_uss() {
+    for i in 1 2; do
+        bash -c "text=$text; $(declare -f feed); feed $1" | s6-log -b n2 s1000000 T "$work/s6-$i" &
+    done
+    sleep 1
+    p=$(pgrep -f "s6-log -b n2 s1000000 T $work/s6-2" | head -n 1)
+    uss "$p"
+    pkill -f "s6-log -b n2 s1000000 T $work/s6-" 2>/dev/null
+    wait 2>/dev/null
+}
+for mode in flood slow; do
+    ours=$(for _ in $(seq "$repeat"); do keeper_uss "$mode"; done | median)
+    line="daemonic keeper ($mode): $ours KiB"
+    if command -v s6-log >/dev/null 2>&1; then
+        theirs=$(for _ in $(seq "$repeat"); do s6log_uss "$mode"; done | median)
+        line="$line; s6-log alone: $theirs KiB; ratio $(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2fx", a / b }')"
+    fi
+    echo "$line; target <= 128 KiB: $([ "$ours" -le 128 ] && echo met || echo NOT met)"
+done
+exit "$lost_none"
