@@ -9,9 +9,17 @@ fn main() {
     // segments to 64 KiB makes the kernel (Linux 5.10 and later) place the image on a 64 KiB
     // boundary: every keeper maps the same windows, and they stay shared. The image is still
     // position-independent and randomised, in 64 KiB steps.
+    // ELF targets whose linkers (GNU ld, lld) take these `-z` options; not Solaris' ld or Apple's.
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let family = std::env::var("CARGO_CFG_TARGET_FAMILY").unwrap_or_default();
-    if family == "unix" && os != "macos" && os != "ios" {
+    let elf = [
+        "linux",
+        "android",
+        "freebsd",
+        "netbsd",
+        "openbsd",
+        "dragonfly",
+    ];
+    if elf.contains(&os.as_str()) {
         println!("cargo::rustc-link-arg-bin=daemonic-keeper=-Wl,-z,max-page-size=65536");
         println!("cargo::rustc-link-arg-bin=daemonic-keeper=-Wl,-z,separate-loadable-segments");
     }

@@ -788,6 +788,13 @@ impl Daemon {
         refuse_threads()?;
         self.environment.validate()?;
         self.resources.check()?;
+        if self.no_core && self.resources.sets(crate::resources::Limit::Core) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                Step::NoCore,
+                "no_core and a core limit both set the core dump limit: give one",
+            ));
+        }
         let creds = identity::resolve(self.user.as_deref(), self.group.as_deref(), self.groups)?;
         if let Some(root) = &self.chroot {
             let meta =
@@ -1332,6 +1339,9 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
     // Step 10.
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(launch.umask) };
+    // Resource controls, while privileged (raising a limit or lowering nice needs it) and
+    // before the chroot (the OOM score is written through /proc).
+    launch.resources.apply()?;
     // Step 11, inside the chroot when there is one (entered while still privileged).
     if let Some(root) = &launch.checked.chroot {
         // SAFETY: a valid C string path.
@@ -1359,8 +1369,6 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
             return Err((Step::NoCore, io::Error::last_os_error()));
         }
     }
-    // Resource controls, while privileged: raising a limit or lowering nice needs it.
-    launch.resources.apply()?;
     // Step 13: setgroups, setgid, setuid, then check root cannot be regained.
     if let Some(creds) = &launch.checked.creds {
         identity::drop_privileges(creds)?;

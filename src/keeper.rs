@@ -1882,14 +1882,50 @@ impl Keeper {
 /// Starts the program's process and returns its pid once it has executed the program or
 /// failed (its error pipe then says which step).
 ///
-/// On Linux, like `posix_spawn`: a child that shares the keeper's memory and runs on a stack of
-/// its own, while the keeper waits (`CLONE_VM | CLONE_VFORK`). No page tables are copied and
-/// neither process takes copy-on-write faults, which a `fork` of this process costs on every
-/// start and restart. The child's own descriptor table, credentials, directory, umask and signal
-/// dispositions are its own (no `CLONE_FILES`, `CLONE_FS` or `CLONE_SIGHAND`); it only makes
-/// system calls and writes to its stack (`program_steps`). Elsewhere, `fork`.
-#[cfg(target_os = "linux")]
+/// On Linux, when the program keeps the keeper's credentials, like `posix_spawn`: a child that
+/// shares the keeper's memory and runs on a stack of its own, while the keeper waits
+/// (`CLONE_VM | CLONE_VFORK`). No page tables are copied and neither process takes
+/// copy-on-write faults, which a `fork` of this process costs on every start and restart. The
+/// child's descriptor table, directory, umask and signal dispositions are its own (no
+/// `CLONE_FILES`, `CLONE_FS` or `CLONE_SIGHAND`); it only makes system calls and writes to its
+/// stack (`program_steps`). Otherwise `fork`: the C library's `setuid`, `setgid` and
+/// `setgroups` may take locks and write globals that a memory-sharing child would leave
+/// changed in the keeper, and glibc before 2.25 rewrote the shared thread's cached ids in
+/// `clone`. Either way the keeper waits until the exec (or the failure), as it always has.
 fn start_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
+    #[cfg(target_os = "linux")]
+    if spec.creds.is_none() && clone_vm_is_safe() {
+        return clone_child(spec, fds);
+    }
+    fork_child(spec, fds)
+}
+
+/// Whether the C library leaves a `CLONE_VM` child's parent alone: musl always, glibc from 2.25.
+#[cfg(target_os = "linux")]
+fn clone_vm_is_safe() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        static SAFE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SAFE.get_or_init(|| {
+            // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
+            let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+            let mut parts = version
+                .to_str()
+                .unwrap_or("")
+                .split('.')
+                .map(|p| p.parse::<u32>().unwrap_or(0));
+            let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            (major, minor) >= (2, 25)
+        })
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        cfg!(target_env = "musl")
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn clone_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
     /// `program_steps` needs a few KiB; the rest is margin. Untouched pages cost nothing.
     const STACK: usize = 128 << 10;
     extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
@@ -1931,14 +1967,13 @@ fn start_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
         )
     };
     let err = io::Error::last_os_error();
-    // SAFETY: the child has left this memory (it executed or exited); unmapping our mapping.
+    // SAFETY: the child has left this memory (it executed or exited, however it ended: the
+    // kernel releases a CLONE_VFORK parent only then); unmapping our own mapping.
     unsafe { libc::munmap(base, len) };
     if pid < 0 { Err(err) } else { Ok(pid as u32) }
 }
 
-/// See the Linux version; here, `fork`.
-#[cfg(not(target_os = "linux"))]
-fn start_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
+fn fork_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
     // SAFETY: the keeper runs one thread; the child makes system calls only, then execve or
     // _exit (program_steps).
     let pid = unsafe { libc::fork() };
@@ -2035,6 +2070,11 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
     }
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(spec.umask) };
+    // While privileged (raising a limit, lowering nice or a real-time policy needs it) and
+    // before the chroot (the OOM score is written through /proc).
+    if let Err((step, e)) = spec.resources.apply() {
+        fail(step, e);
+    }
     if let Some(root) = &spec.chroot {
         // SAFETY: a valid C string path.
         if unsafe { libc::chroot(root.as_ptr()) } != 0 {
@@ -2054,10 +2094,6 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
         if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
             fail(Step::NoCore, io::Error::last_os_error());
         }
-    }
-    // While privileged: raising a limit, lowering nice or a real-time policy needs it.
-    if let Err((step, e)) = spec.resources.apply() {
-        fail(step, e);
     }
     if let Some(creds) = &spec.creds
         && let Err((step, e)) = identity::drop_privileges(creds)

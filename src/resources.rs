@@ -335,6 +335,11 @@ impl Resources {
         self
     }
 
+    /// Whether a value is given for `limit`.
+    pub fn sets(&self, limit: Limit) -> bool {
+        self.limits.iter().any(|(l, _, _)| *l == limit)
+    }
+
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         *self == Resources::default()
@@ -353,6 +358,29 @@ impl Resources {
                 format!("nice value {n} is out of range (-20 to 19)"),
             );
         }
+        if let Some(n) = self.nice {
+            // Below the current value needs privilege, or an RLIMIT_NICE that allows it.
+            // SAFETY: geteuid, getpriority and getrlimit only read.
+            let (euid, current, ceiling) = unsafe {
+                let mut nice = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(libc::RLIMIT_NICE as _, &mut nice);
+                (
+                    libc::geteuid(),
+                    libc::getpriority(libc::PRIO_PROCESS as _, 0),
+                    20 - i64::try_from(to_u64(nice.rlim_cur)).unwrap_or(0).min(40),
+                )
+            };
+            if euid != 0 && n < current && i64::from(n) < ceiling {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    Step::Nice,
+                    format!("nice value {n} is below the current {current}: that needs root"),
+                ));
+            }
+        }
         for &(limit, soft, hard) in &self.limits {
             let name = limit.name();
             if soft > hard {
@@ -361,6 +389,29 @@ impl Resources {
                     format!(
                         "{name}: the soft limit {} is above the hard limit {}",
                         show(soft),
+                        show(hard)
+                    ),
+                );
+            }
+            for value in [soft, hard] {
+                if value != UNLIMITED && value > to_u64(libc::rlim_t::MAX) {
+                    return invalid(
+                        Step::Rlimit,
+                        format!("{name}: {value} is too large for this system"),
+                    );
+                }
+            }
+            #[cfg(target_os = "linux")]
+            if limit == Limit::NoFile
+                && let Some(most) = std::fs::read_to_string("/proc/sys/fs/nr_open")
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                && hard > most
+            {
+                return invalid(
+                    Step::Rlimit,
+                    format!(
+                        "nofile: {} is above the system's most, {most} (fs.nr_open)",
                         show(hard)
                     ),
                 );

@@ -1475,7 +1475,7 @@ fn bad_resource_controls_are_refused_before_anything_starts() {
     let bad_env = sandbox.path("bad.env");
     std::fs::write(&bad_env, "A=1\nexport B=2 3\n").unwrap();
     let bad_env = bad_env.display().to_string();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--rlimit", "nofile=10:5"],
             "nofile: the soft limit 10 is above the hard limit 5",
@@ -1486,6 +1486,7 @@ fn bad_resource_controls_are_refused_before_anything_starts() {
         (&["--ionice", "best-effort:9"], "not 0-7"),
         (&["--nice", "-21"], "-21"),
         (&["--env-file", &bad_env], "bad.env:2: the name must be"),
+        (&["--no-core", "--rlimit", "core=0"], "give one"),
     ];
     for (flags, message) in cases {
         let output = run(daemonic(&sandbox)
@@ -1502,4 +1503,28 @@ fn bad_resource_controls_are_refused_before_anything_starts() {
             "{flags:?} left a pidfile"
         );
     }
+}
+
+#[test]
+fn started_with_its_standard_descriptors_closed_nothing_lands_in_the_pidfile() {
+    let sandbox = Sandbox::new();
+    let sleep = sleeper(&sandbox);
+    let pidfile = sandbox.path("closed.pid");
+    // A bad flag too, after a good start: its message must not end up in a file either.
+    let shell = format!(
+        "exec 0<&- 1>&- 2>&-; {BIN} start -p {p} -- {sleep} 300; {BIN} start -p {p} --nice 99 -- {sleep} 300; exit 0",
+        p = pidfile.display()
+    );
+    let output = run(Command::new("sh").arg("-c").arg(&shell));
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&pidfile).unwrap();
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the pidfile holds {text:?}"));
+    assert_eq!(text, format!("{pid}\n"));
+    let status = sandbox.path("closed.pid.status");
+    assert!(status.exists());
+    let stop = run(daemonic(&sandbox).arg("stop").arg("-p").arg(&pidfile));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
 }

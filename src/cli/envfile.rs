@@ -2,7 +2,7 @@
 //! init script unchanged.
 //!
 //! `KEY=VALUE` lines; blank lines and lines starting with `#` or `;` are skipped; a backslash at
-//! the end of a line joins the next one to it. A value may mix unquoted text (a backslash escapes the next
+//! the end of a line joins the next one to it, and a quoted value may span lines. A value may mix unquoted text (a backslash escapes the next
 //! character; trailing blanks are dropped), `"double quotes"` (a backslash escapes `"`, `\`,
 //! `` ` ``, `$` and a newline; otherwise it stays) and `'single quotes'` (nothing is special).
 //! A path starting with `-` names a file that may be missing. Unlike systemd, a line that is
@@ -43,14 +43,25 @@ impl FromBytesCompat for std::ffi::OsStr {
 fn parse(bytes: &[u8]) -> Result<Vec<(OsString, OsString)>, (usize, &'static str)> {
     let mut pairs = Vec::new();
     let mut line_no = 0;
-    let mut lines = bytes.split(|&b| b == b'\n').peekable();
+    // Lines without their CR (files written on Windows).
+    let mut lines = bytes
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .peekable();
     while let Some(first) = lines.next() {
         line_no += 1;
         let start = line_no;
         let mut line = first.to_vec();
-        // A line ending in an unescaped backslash goes on (inside quotes, the quote decides).
-        while ends_in_continuation(&line) && lines.peek().is_some() {
-            line.pop();
+        loop {
+            match scan(&line) {
+                // An unescaped backslash at the end joins the next line to this one.
+                End::Continued if lines.peek().is_some() => {
+                    line.pop();
+                }
+                // A quote still open: the value goes on, newline included (as systemd reads it).
+                End::InQuotes if lines.peek().is_some() => line.push(b'\n'),
+                _ => break,
+            }
             if let Some(next) = lines.next() {
                 line.extend_from_slice(next);
             }
@@ -79,17 +90,19 @@ fn parse(bytes: &[u8]) -> Result<Vec<(OsString, OsString)>, (usize, &'static str
     Ok(pairs)
 }
 
-/// Whether a line ends in a backslash that escapes its newline (an odd run of them, outside
-/// single quotes).
-fn ends_in_continuation(line: &[u8]) -> bool {
-    let run = line.iter().rev().take_while(|&&b| b == b'\\').count();
-    if run % 2 == 0 {
-        return false;
-    }
+/// How a line ends: complete, with a backslash that escapes its newline, or inside quotes.
+#[derive(PartialEq)]
+enum End {
+    Complete,
+    Continued,
+    InQuotes,
+}
+
+fn scan(line: &[u8]) -> End {
     let mut single = false;
     let mut double = false;
     let mut escaped = false;
-    for &b in &line[..line.len() - 1] {
+    for &b in line {
         match b {
             _ if escaped => escaped = false,
             b'\\' if !single => escaped = true,
@@ -98,7 +111,13 @@ fn ends_in_continuation(line: &[u8]) -> bool {
             _ => {}
         }
     }
-    !single
+    if escaped {
+        End::Continued
+    } else if single || double {
+        End::InQuotes
+    } else {
+        End::Complete
+    }
 }
 
 fn value(text: &[u8]) -> Result<Vec<u8>, &'static str> {

@@ -1,0 +1,23 @@
+//! What both binaries do at start in place of the standard runtime, which they skip on glibc
+//! Linux (`#![no_main]`: its signal stack and its stdio read of `/proc/self/maps` cost every
+//! `start` time, and every resident keeper memory). Only there: elsewhere the standard library
+//! gets its arguments only through its own `main`, so the binaries keep it.
+
+/// Opens `/dev/null` on any of descriptors 0-2 that is closed (otherwise the first file opened
+/// takes that number, and a message meant for stderr lands in a pidfile or a log), and ignores
+/// `SIGPIPE` (a write to a closed pipe is an error to report, not death): as the runtime does.
+pub fn init() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // The lowest free number: `fd` itself, as 0-2 are filled in order.
+            // SAFETY: a constant C string path; the descriptor is ours for the process's life.
+            if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } == -1 {
+                // As the runtime does: without standard descriptors nothing can be trusted.
+                std::process::abort();
+            }
+        }
+    }
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
