@@ -1264,6 +1264,7 @@ fn non_utf8_environment_values_pass_and_ready_fd_is_range_checked() {
         .args(["--", &sleeper(&sandbox), "300"]));
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let pid = pid_in(&pidfile(&sandbox, "d"));
+    exec_done(pid);
     let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(
         raw.split(|&b| b == 0).any(|v| v == kv.as_slice()),
@@ -1321,6 +1322,11 @@ fn no_environment_value_is_written_to_disk() {
     // Nor does the resident keeper carry the admin's environment: only what it reads itself.
     let (_, status) = status_json(&sandbox, "env");
     let keeper = status["keeper_pid"].as_u64().unwrap();
+    // The keeper re-executes into its small image once the program runs.
+    eventually("the keeper runs its small image", || {
+        std::fs::read(format!("/proc/{keeper}/cmdline"))
+            .is_ok_and(|c| c.starts_with(b"daemonic-keeper"))
+    });
     let environ = std::fs::read(format!("/proc/{keeper}/environ")).unwrap();
     let vars: Vec<&[u8]> = environ
         .split(|&b| b == 0)
@@ -1442,6 +1448,7 @@ fn resource_controls_reach_the_program_and_survive_a_restart() {
         // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) only reads.
         let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid as libc::c_long) };
         assert_eq!(ioprio >> 13, 3, "I/O class idle");
+        exec_done(pid);
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
         let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
         assert!(

@@ -165,7 +165,17 @@ pub fn cwd(pid: u32) -> PathBuf {
 }
 
 /// The environment a process was executed with.
+/// Waits until `pid`'s exec has set up its new image: a command returns once the exec is past
+/// its point of no return, and until the kernel has built the new stack, /proc/PID/cmdline and
+/// /proc/PID/environ read empty.
+pub fn exec_done(pid: u32) {
+    eventually("the exec set up its arguments", || {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+    });
+}
+
 pub fn environ(pid: u32) -> Vec<String> {
+    exec_done(pid);
     std::fs::read(format!("/proc/{pid}/environ"))
         .expect("environ")
         .split(|&b| b == 0)
