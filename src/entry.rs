@@ -3,9 +3,34 @@
 //! `start` time, and every resident keeper memory). Only there: elsewhere the standard library
 //! gets its arguments only through its own `main`, so the binaries keep it.
 
+/// Defines the binary's entry point around `$run` (which returns the exit status): the C `main`
+/// on glibc Linux (after [`init`]), the standard `main` elsewhere.
+macro_rules! entry_point {
+    ($run:path) => {
+        /// The C entry point (glibc Linux).
+        #[cfg(all(not(test), target_os = "linux", target_env = "gnu"))]
+        #[unsafe(no_mangle)]
+        extern "C" fn main(
+            _argc: std::os::raw::c_int,
+            _argv: *const *const std::os::raw::c_char,
+        ) -> i32 {
+            entry::init();
+            i32::from($run())
+        }
+
+        /// Elsewhere, the standard `main`.
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        fn main() -> std::process::ExitCode {
+            std::process::ExitCode::from($run())
+        }
+    };
+}
+pub(crate) use entry_point;
+
 /// Opens `/dev/null` on any of descriptors 0-2 that is closed (otherwise the first file opened
 /// takes that number, and a message meant for stderr lands in a pidfile or a log), and ignores
 /// `SIGPIPE` (a write to a closed pipe is an error to report, not death): as the runtime does.
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 pub fn init() {
     for fd in 0..3 {
         // SAFETY: F_GETFD only asks whether the descriptor is open.

@@ -9,7 +9,6 @@
 #[cfg_attr(test, allow(dead_code))]
 mod cli;
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[cfg_attr(test, allow(dead_code))]
 mod entry;
 
@@ -23,19 +22,7 @@ mod entry;
 #[link(name = "gcc_eh", kind = "static")]
 unsafe extern "C" {}
 
-/// The C entry point (glibc Linux).
-#[cfg(all(not(test), target_os = "linux", target_env = "gnu"))]
-#[unsafe(no_mangle)]
-extern "C" fn main(_argc: std::os::raw::c_int, _argv: *const *const std::os::raw::c_char) -> i32 {
-    entry::init();
-    i32::from(run())
-}
-
-/// Elsewhere, the standard `main`.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(run())
-}
+entry::entry_point!(run);
 
 #[cfg_attr(test, allow(dead_code))]
 fn run() -> u8 {

@@ -7,7 +7,6 @@
 //! life, and the keeper needs none of it.
 #![cfg_attr(all(target_os = "linux", target_env = "gnu"), no_main)]
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[path = "../entry.rs"]
 mod entry;
 
@@ -16,19 +15,7 @@ mod entry;
 #[link(name = "gcc_eh", kind = "static")]
 unsafe extern "C" {}
 
-/// The C entry point (glibc Linux).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[unsafe(no_mangle)]
-extern "C" fn main(_argc: std::os::raw::c_int, _argv: *const *const std::os::raw::c_char) -> i32 {
-    entry::init();
-    i32::from(run())
-}
-
-/// Elsewhere, the standard `main`.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(run())
-}
+entry::entry_point!(run);
 
 fn run() -> u8 {
     daemonic::keeper_entry().unwrap_or_else(|| {
