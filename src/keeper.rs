@@ -500,8 +500,9 @@ impl Keeper {
         this.keep()
     }
 
-    /// The loop, until the table says to leave. The keeper is boxed: the loop's frames stay
-    /// shallow, and stack pages touched once stay the keeper's resident memory for good.
+    /// The loop, until the table says to leave. The keeper is boxed and the event handlers are
+    /// never inlined (each one's locals in its own frame, not all in the loop's): the loop's
+    /// frames stay shallow, and stack pages touched once stay the keeper's memory for good.
     fn keep(mut self: Box<Self>) -> Option<Exit> {
         while !matches!(self.machine.phase(), Phase::Done(_)) {
             self.wait_and_dispatch();
@@ -945,7 +946,7 @@ impl Keeper {
     // ---- the program -------------------------------------------------------------------
 
     /// Forks and executes the program; returns its pid, or the failed step and errno.
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn spawn(&mut self) -> Result<u32, (Step, i32)> {
         let (errors_r, errors_w) = channel::pipe().map_err(|e| (Step::Fork, errno(&e)))?;
         let ready_pipe = match self.spec.readiness {
@@ -967,7 +968,6 @@ impl Keeper {
         };
         let pid = start_child(&self.spec, &child).map_err(|e| (Step::Fork, errno(&e)))?;
         drop(errors_w);
-        let pid = pid as u32;
         if self.last_state.is_none() {
             // The first record, before anyone is told the program runs: a reader never finds
             // none.
@@ -1139,7 +1139,7 @@ impl Keeper {
 
     /// Sends `signal` to `target`. The program's group is signalled only while the program is
     /// unreaped (its pid, and so its group id, cannot be reused until then).
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn signal(&mut self, signal: i32, target: Target) {
         let program = self.machine.pid().map(|p| p as libc::pid_t);
         match target {
@@ -1178,7 +1178,7 @@ impl Keeper {
 
     // ---- sources -----------------------------------------------------------------------
 
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn read_signals(&mut self) {
         let mut child = false;
         let mut received = Vec::new();
@@ -1216,7 +1216,7 @@ impl Keeper {
     /// Handles each datagram as soon as it is received: its sender's ancestry is checked while
     /// the sender is still alive (`daemonic notify` and `systemd-notify` wait on a barrier that
     /// the next receive releases).
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn read_notify(&mut self) {
         for _ in 0..NOTIFY_BATCH {
             let received = match &self.notify {
@@ -1272,7 +1272,7 @@ impl Keeper {
         }
     }
 
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn read_ready(&mut self) {
         let Some(fd) = &self.ready else { return };
         let mut buf = [0u8; 256];
@@ -1303,7 +1303,7 @@ impl Keeper {
 
     /// Copies what the program wrote to its output pipe to the log (or the keeper's stderr, its
     /// configured target), and to the launcher until the program is ready.
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn drain_output(&mut self) {
         // One buffer for the keeper's life, small: its memory is a goal.
         let mut buf = std::mem::take(&mut self.read_buf);
@@ -1485,7 +1485,7 @@ impl Keeper {
     }
 
     /// Writes the log's event lines for what the table just did.
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn log_transition(&mut self, before: ServiceState, event: &Event) {
         if self.logger.is_none() && self.syslog.is_none() {
             return;
@@ -1539,7 +1539,7 @@ impl Keeper {
 
     // ---- control -----------------------------------------------------------------------
 
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn accept(&mut self) {
         let Some(listener) = &self.listener else {
             return;
@@ -1690,7 +1690,7 @@ impl Keeper {
     }
 
     /// Answers the clients whose request has an outcome now.
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn answer_clients(&mut self) {
         let phase = self.machine.phase().clone();
         let pid = self.machine.pid();
@@ -1732,7 +1732,7 @@ impl Keeper {
 
     /// Replaces the status record, empties the pidfile between runs, then tells the launcher
     /// (and an outer service manager) about readiness.
-    #[inline(never)] // each handler's locals in its own frame, not all in the loop's
+    #[inline(never)]
     fn publish(&mut self) {
         self.publish_as(self.machine.pid());
     }

@@ -375,7 +375,7 @@ fn already_running(path: &Path, pid: Option<u32>) -> Error {
 }
 
 /// Formats `value` in decimal followed by a newline into `buf`; returns the length used.
-fn format_decimal(mut value: u32, buf: &mut [u8; 12]) -> usize {
+pub(crate) fn format_decimal(mut value: u32, buf: &mut [u8; 12]) -> usize {
     let mut digits = [0u8; 10];
     let mut n = 0;
     loop {

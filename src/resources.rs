@@ -340,11 +340,6 @@ impl Resources {
         self.limits.iter().any(|(l, _, _)| *l == limit)
     }
 
-    /// Whether nothing is set.
-    pub fn is_empty(&self) -> bool {
-        *self == Resources::default()
-    }
-
     /// Checks every value before anything forks: ranges, a soft limit above its hard one, and
     /// a hard limit above the current one without privilege.
     pub fn check(&self) -> Result<(), Error> {
@@ -605,25 +600,11 @@ fn show(value: u64) -> String {
     }
 }
 
-/// Writes `/proc/self/oom_score_adj` with system calls only: the number is formatted by hand
-/// into a stack buffer.
+/// Writes `/proc/self/oom_score_adj` with system calls only (no allocation: a stack buffer).
 #[cfg(target_os = "linux")]
 fn write_oom_score_adj(value: i32) -> std::io::Result<()> {
-    let mut buf = [0u8; 12];
-    let mut at = buf.len();
-    let mut n = value.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
+    let mut buf = [0u8; 13];
+    let text = oom_text(value, &mut buf);
     // SAFETY: a constant C string path; the descriptor is closed below.
     let fd = unsafe {
         libc::open(
@@ -634,7 +615,6 @@ fn write_oom_score_adj(value: i32) -> std::io::Result<()> {
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let text = &buf[at..];
     // SAFETY: writes `text`, which is live for the call, to our own descriptor.
     let written = unsafe { libc::write(fd, text.as_ptr().cast(), text.len()) };
     let result = if written == text.len() as isize {
@@ -645,6 +625,16 @@ fn write_oom_score_adj(value: i32) -> std::io::Result<()> {
     // SAFETY: closes the descriptor opened above.
     unsafe { libc::close(fd) };
     result
+}
+
+/// `value` and a newline, as /proc/PID/oom_score_adj takes it, in `buf`.
+fn oom_text(value: i32, buf: &mut [u8; 13]) -> &[u8] {
+    let mut digits = [0u8; 12];
+    let n = crate::pidfile::format_decimal(value.unsigned_abs(), &mut digits);
+    let sign = usize::from(value < 0);
+    buf[0] = b'-';
+    buf[sign..sign + n].copy_from_slice(&digits[..n]);
+    &buf[..sign + n]
 }
 
 #[cfg(test)]
@@ -673,6 +663,16 @@ mod tests {
         let mut d = Decoder::new(&e.bytes);
         assert_eq!(Resources::decode(&mut d), Some(r));
         assert!(d.is_done());
+    }
+
+    #[test]
+    fn oom_scores_are_written_as_the_kernel_reads_them() {
+        // Lowering a score needs CAP_SYS_RESOURCE, which the test machines' root may lack: the
+        // negative case is checked here, the write itself by the keeper test (a positive one).
+        let mut buf = [0u8; 13];
+        assert_eq!(oom_text(-1000, &mut buf), b"-1000\n");
+        assert_eq!(oom_text(0, &mut buf), b"0\n");
+        assert_eq!(oom_text(300, &mut buf), b"300\n");
     }
 
     #[test]

@@ -65,10 +65,6 @@ fn is_pipe(target: &str) -> bool {
     target.starts_with("pipe:[")
 }
 
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exit code")
-}
-
 /// Starts NAME running the sandbox's sleep; asserts success; returns the daemon's pid.
 fn start_sleeper(sandbox: &Sandbox, name: &str, extra: &[&str]) -> u32 {
     let sleep = sleeper(sandbox);

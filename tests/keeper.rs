@@ -13,10 +13,6 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn code(output: &std::process::Output) -> i32 {
-    output.status.code().expect("exit code")
-}
-
 fn status_json(sandbox: &Sandbox, name: &str) -> (i32, serde_json::Value) {
     let output = run(daemonic(sandbox).args(["status", "-n", name, "--json"]));
     let json = serde_json::from_slice(&output.stdout)
@@ -57,13 +53,6 @@ fn programs(sandbox: &Sandbox) -> Vec<u32> {
 }
 
 /// "start PID" lines from the program, parsed.
-fn started(fifo: &mut Fifo) -> u32 {
-    let line = fifo.line(WAIT);
-    line.strip_prefix("start ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("expected 'start PID', got {line:?}"))
-}
-
 fn start(sandbox: &Sandbox, name: &str, flags: &[&str], program: &str) {
     let output = run(daemonic(sandbox)
         .args(["start", "-n", name])
@@ -101,21 +90,17 @@ fn a_script_whose_child_outlives_it_restarts_and_stops_completely() {
     let second = started(&mut fifo);
     assert_ne!(first, second);
     wait_gone(child);
-    let (code, json) = wait_status(&sandbox, "d", |j| j["pid"] == second);
+    let (rc, json) = wait_status(&sandbox, "d", |j| j["pid"] == second);
     assert_eq!(pid_in(&pidfile(&sandbox, "d")), second);
-    assert_eq!(code, 0, "{json}");
+    assert_eq!(rc, 0, "{json}");
     assert_eq!(json["restarts"], 1, "{json}");
     assert_eq!(json["last_exit"]["signal"], "KILL", "{json}");
     // Stop ends every process of the service: keeper, script and the script's child.
     let stop = run(daemonic(&sandbox).args(["stop", "-n", "d"]));
-    assert_eq!(code_of(&stop), 0, "{}", stderr(&stop));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
     assert_eq!(sandbox.processes(), Vec::<u32>::new());
-    let (code, json) = status_json(&sandbox, "d");
-    assert_eq!((code, json["state"].as_str()), (3, Some("stopped")));
-}
-
-fn code_of(output: &std::process::Output) -> i32 {
-    code(output)
+    let (rc, json) = status_json(&sandbox, "d");
+    assert_eq!((rc, json["state"].as_str()), (3, Some("stopped")));
 }
 
 #[test]
@@ -133,11 +118,11 @@ fn a_program_that_closes_every_descriptor_is_still_seen_stopped_and_never_starte
     );
     start(&sandbox, "d", &[], &program);
     let pid = started(&mut fifo);
-    let (code, json) = status_json(&sandbox, "d");
-    assert_eq!(code, 0, "{json}");
+    let (rc, json) = status_json(&sandbox, "d");
+    assert_eq!(rc, 0, "{json}");
     assert_eq!(json["pid"], pid);
     let again = run(daemonic(&sandbox).args(["start", "-n", "d", "--", &program]));
-    assert_eq!(code_of(&again), 0);
+    assert_eq!(code(&again), 0);
     assert!(
         stderr(&again).contains("already running"),
         "{}",
@@ -145,7 +130,7 @@ fn a_program_that_closes_every_descriptor_is_still_seen_stopped_and_never_starte
     );
     assert_eq!(programs(&sandbox).len(), 1, "never started twice");
     let stop = run(daemonic(&sandbox).args(["stop", "-n", "d"]));
-    assert_eq!(code_of(&stop), 0, "{}", stderr(&stop));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
     assert_eq!(sandbox.processes(), Vec::<u32>::new());
 }
 
@@ -1346,27 +1331,6 @@ fn no_environment_value_is_written_to_disk() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["env.pid.status"], "only the last record stays");
-}
-
-/// Fields of `/proc/PID/stat` after the command name: index 0 is field 3 (state).
-fn stat_fields(pid: u32) -> Vec<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let (_, rest) = text.rsplit_once(')').unwrap();
-    rest.split_whitespace().map(str::to_string).collect()
-}
-
-/// The soft and hard values of one row of `/proc/PID/limits`.
-fn proc_limit(pid: u32, row: &str) -> (String, String) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(row))
-        .unwrap_or_else(|| panic!("no {row:?} in {text}"));
-    let mut values = line[row.len()..].split_whitespace();
-    (
-        values.next().unwrap().to_string(),
-        values.next().unwrap().to_string(),
-    )
 }
 
 #[test]

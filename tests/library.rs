@@ -765,25 +765,10 @@ fn resources_apply_to_a_started_daemon_and_to_a_spawned_program() {
     let sandbox = Sandbox::new();
     // A positive nice value and a lower limit need no privilege: this runs as any user.
     let (_, pid) = start(&sandbox, &["--nice", "7", "--nofile", "512"]);
-    let nice = |pid: u32| {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let (_, rest) = text.rsplit_once(')').unwrap();
-        rest.split_whitespace().nth(16).unwrap().to_string()
-    };
-    let nofile = |pid: u32| {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("Max open files"))
-            .unwrap();
-        line.split_whitespace()
-            .skip(3)
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let nice = |pid: u32| stat_fields(pid)[16].clone();
+    let nofile = |pid: u32| proc_limit(pid, "Max open files");
     assert_eq!(nice(pid), "7", "the daemon's own nice value");
-    assert_eq!(nofile(pid), "512 512");
+    assert_eq!(nofile(pid), ("512".into(), "512".into()));
 
     let pidfile = sandbox.path("spawned.pid");
     let sleep = sleeper(&sandbox);
@@ -793,5 +778,5 @@ fn resources_apply_to_a_started_daemon_and_to_a_spawned_program() {
     assert!(output.status.success(), "{}", stderr(&output));
     let spawned = pid_in(&pidfile);
     assert_eq!(nice(spawned), "3", "the program's nice value");
-    assert_eq!(nofile(spawned), "256 256");
+    assert_eq!(nofile(spawned), ("256".into(), "256".into()));
 }

@@ -12,10 +12,6 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn code(output: &std::process::Output) -> i32 {
-    output.status.code().expect("exit code")
-}
-
 /// Every line of a log directory, archives first, the stamp (up to the first space) removed;
 /// every file must end at a line boundary.
 fn log_lines(dir: &Path) -> Vec<String> {

@@ -19,10 +19,6 @@ fn contrib(path: &str) -> PathBuf {
         .join(path)
 }
 
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exit code")
-}
-
 /// The program the recipes keep: it reports each start and each SIGHUP on a FIFO and runs
 /// until stopped.
 fn service(sandbox: &Sandbox, fifo: &Fifo) -> String {
@@ -36,13 +32,6 @@ fn service(sandbox: &Sandbox, fifo: &Fifo) -> String {
             events = fifo.path.display()
         ),
     )
-}
-
-fn started(fifo: &mut Fifo) -> u32 {
-    let line = fifo.line(WAIT);
-    line.strip_prefix("start ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("expected 'start PID', got {line:?}"))
 }
 
 #[test]

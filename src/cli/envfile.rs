@@ -9,15 +9,15 @@
 //! not `KEY=VALUE` is an error naming the file and line, not a warning in a journal nobody reads.
 //! Values are bytes: UTF-8 is not required.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// Reads one file (`-PATH`: one that may be missing) into `KEY=VALUE` pairs, in file order.
 pub fn read(spec: &Path) -> Result<Vec<(OsString, OsString)>, String> {
     let raw = spec.as_os_str().as_encoded_bytes();
     let (optional, path) = match raw.strip_prefix(b"-") {
-        Some(rest) => (true, Path::new(std::ffi::OsStr::from_bytes_compat(rest))),
+        Some(rest) => (true, Path::new(OsStr::from_bytes(rest))),
         None => (false, spec),
     };
     match std::fs::read(path) {
@@ -26,16 +26,6 @@ pub fn read(spec: &Path) -> Result<Vec<(OsString, OsString)>, String> {
         }
         Err(err) if optional && err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(err) => Err(format!("{}: {err}", path.display())),
-    }
-}
-
-trait FromBytesCompat {
-    fn from_bytes_compat(bytes: &[u8]) -> &Self;
-}
-
-impl FromBytesCompat for std::ffi::OsStr {
-    fn from_bytes_compat(bytes: &[u8]) -> &Self {
-        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes)
     }
 }
 

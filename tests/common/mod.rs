@@ -418,3 +418,37 @@ pub fn eventually(what: &str, check: impl Fn() -> bool) {
         std::thread::yield_now();
     }
 }
+
+/// A command's exit status (a test's commands are not killed by signals).
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+/// Waits for the next "start PID" a program reports on its FIFO.
+pub fn started(fifo: &mut Fifo) -> u32 {
+    let line = fifo.line(Duration::from_secs(20));
+    line.strip_prefix("start ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("expected 'start PID', got {line:?}"))
+}
+
+/// Fields of `/proc/PID/stat` after the command name: index 0 is field 3 (state).
+pub fn stat_fields(pid: u32) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = text.rsplit_once(')').unwrap();
+    rest.split_whitespace().map(str::to_string).collect()
+}
+
+/// The soft and hard values of one row of `/proc/PID/limits`.
+pub fn proc_limit(pid: u32, row: &str) -> (String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no {row:?} in {text}"));
+    let mut values = line[row.len()..].split_whitespace();
+    (
+        values.next().unwrap().to_string(),
+        values.next().unwrap().to_string(),
+    )
+}
