@@ -43,6 +43,7 @@ fn close_ranges(keep: &[RawFd]) -> io::Result<()> {
 
 #[cfg(target_os = "linux")]
 fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // libc: rustix has no wrapper for close_range.
     // SAFETY: close_range only closes descriptors; the caller runs single-threaded (after fork)
     // and owns every descriptor outside `keep`, so nothing else can be using them.
     let ret = unsafe {
@@ -61,58 +62,38 @@ fn close_range(first: u32, last: u32) -> io::Result<()> {
 }
 
 /// Reads `/proc/self/fd` with `getdents64` into a stack buffer and closes what it lists.
+///
+/// rustix's `open` is given a `&CStr` (a `&str` or `&Path` would be copied into an allocated C
+/// string) and `RawDir` only reads into the buffer it is lent: no allocation.
 #[cfg(target_os = "linux")]
 fn close_by_walking_proc(keep: &[RawFd]) -> io::Result<()> {
-    // SAFETY: a NUL-terminated literal path; open has no memory effects beyond the new fd.
-    let dir = unsafe {
-        libc::open(
-            c"/proc/self/fd".as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if dir < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: `buf` is a writable buffer of the length passed; `dir` is open.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir,
-                buf.as_mut_ptr().cast::<libc::c_void>(),
-                buf.len(),
-            )
-        };
-        if n <= 0 {
-            break;
-        }
-        let n = n as usize;
-        let mut off = 0;
-        // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, then the NUL-ended name.
-        while off + 19 < n {
-            let reclen = usize::from(u16::from_ne_bytes([buf[off + 16], buf[off + 17]]));
-            if reclen == 0 {
-                break;
-            }
-            let name = &buf[off + 19..(off + reclen).min(n)];
-            if let Some(fd) = parse_fd(name)
-                && fd >= 3
-                && fd != dir
-                && keep.binary_search(&fd).is_err()
-            {
-                // SAFETY: as in close_range: the caller owns every descriptor outside `keep`.
-                unsafe { libc::close(fd) };
-            }
-            off += reclen;
+    use rustix::fs::{Mode, OFlags, RawDir};
+    use std::mem::MaybeUninit;
+    use std::os::fd::AsRawFd;
+    let dir = rustix::fs::open(
+        c"/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let dir_fd = dir.as_raw_fd();
+    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+    let mut entries = RawDir::new(&dir, &mut buf);
+    // An error ends the walk, as the end of the directory does.
+    while let Some(Ok(entry)) = entries.next() {
+        if let Some(fd) = parse_fd(entry.file_name().to_bytes())
+            && fd >= 3
+            && fd != dir_fd
+            && keep.binary_search(&fd).is_err()
+        {
+            // SAFETY: as in close_range: the caller owns every descriptor outside `keep`.
+            unsafe { rustix::io::close(fd) };
         }
     }
-    // SAFETY: `dir` was opened above and is closed once.
-    unsafe { libc::close(dir) };
     Ok(())
 }
 
-/// A decimal descriptor number from a NUL-ended directory entry name, without allocating.
+/// A decimal descriptor number from a directory entry name (up to a NUL, if any), without
+/// allocating.
 #[cfg(target_os = "linux")]
 fn parse_fd(name: &[u8]) -> Option<RawFd> {
     let mut value: RawFd = 0;
@@ -132,7 +113,7 @@ fn close_by_loop(keep: &[RawFd], max_fd: RawFd) {
     for fd in 3..max_fd {
         if keep.binary_search(&fd).is_err() {
             // SAFETY: the caller owns every descriptor outside `keep`; EBADF is harmless.
-            unsafe { libc::close(fd) };
+            unsafe { rustix::io::close(fd) };
         }
     }
 }
@@ -141,6 +122,8 @@ fn close_by_loop(keep: &[RawFd], max_fd: RawFd) {
 ///
 /// References: dup2(2).
 pub(crate) fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
+    // libc: rustix's dup2 takes the target as an `&mut OwnedFd`; ours is a bare number, often
+    // not open yet (0-2 after the inherited ones are closed, a number reserved for the daemon).
     loop {
         // SAFETY: dup2 replaces `to` atomically; the caller owns `to` (it is one of 0-2 or a
         // number it chose for the daemon).
@@ -158,6 +141,9 @@ pub(crate) fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
 ///
 /// References: fcntl(2).
 pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // libc: rustix's fcntl_getfd/fcntl_setfd take a `BorrowedFd`, which must be open; callers
+    // also give numbers that may be closed (a kept descriptor past the 64 a keeper keeps) and
+    // report the EBADF.
     // SAFETY: F_GETFD/F_SETFD only read and change the descriptor flags of `fd`.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     if flags < 0 {
@@ -177,6 +163,7 @@ pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
 
 /// Whether `fd` is an open descriptor of this process.
 pub(crate) fn is_open(fd: RawFd) -> bool {
+    // libc: rustix's fcntl_getfd takes a `BorrowedFd`, which must be open: this asks whether it is.
     // SAFETY: F_GETFD on any number is harmless; it fails with EBADF when not open.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
@@ -192,5 +179,35 @@ mod tests {
         assert_eq!(parse_fd(b".\0"), None);
         assert_eq!(parse_fd(b"..\0"), None);
         assert_eq!(parse_fd(b"\0"), None);
+    }
+
+    /// The walk of `/proc/self/fd` runs only where `close_range` fails: try it in a child.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn walking_proc_closes_all_but_the_kept() {
+        use super::{close_by_walking_proc, is_open};
+        use std::os::fd::AsRawFd;
+        let kept = std::fs::File::open("/dev/null").unwrap();
+        let closed = std::fs::File::open("/dev/null").unwrap();
+        let (kept, closed) = (kept.as_raw_fd(), closed.as_raw_fd());
+        // SAFETY: the child (of a test process with threads) makes system calls only, then
+        // leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = close_by_walking_proc(&[kept]).is_ok()
+                && is_open(0)
+                && is_open(kept)
+                && !is_open(closed);
+            // SAFETY: _exit ends the child without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        assert!(pid > 0);
+        let status = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        )
+        .unwrap()
+        .map(|(_, status)| status.exit_status());
+        assert_eq!(status, Some(Some(0)));
     }
 }
