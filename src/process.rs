@@ -6,7 +6,7 @@
 //! it was opened for, or nobody.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// A process pinned by a pidfd.
@@ -36,20 +36,17 @@ impl Process {
         }
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
-            if fd >= 0 {
-                // SAFETY: the kernel just returned this descriptor; nobody else owns it.
-                let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-                crate::fds::set_cloexec(pidfd.as_raw_fd(), true)?;
-                return Ok(Process {
-                    pid,
-                    pidfd: Some(pidfd),
-                });
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::ENOSYS) {
-                return Err(err);
+            use rustix::process::{Pid, PidfdFlags, pidfd_open};
+            // A pidfd is always close-on-exec (pidfd_open(2)).
+            match Pid::from_raw(raw).map(|pid| pidfd_open(pid, PidfdFlags::empty())) {
+                Some(Ok(pidfd)) => {
+                    return Ok(Process {
+                        pid,
+                        pidfd: Some(pidfd),
+                    });
+                }
+                Some(Err(rustix::io::Errno::NOSYS)) | None => {}
+                Some(Err(err)) => return Err(err.into()),
             }
         }
         if is_alive(pid) {
@@ -73,6 +70,8 @@ impl Process {
     ///
     /// References: pidfd_send_signal(2), kill(2).
     pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        // libc: rustix's `Signal` is made safely from named signals only; this takes any number
+        // (a real-time signal, 0 to probe).
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.pidfd {
             // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
@@ -146,33 +145,41 @@ impl Process {
 }
 
 /// Polls `fd` for readability; a pidfd is readable once its process has exited.
-pub(crate) fn poll_readable(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-    loop {
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc >= 0 {
-            return rc > 0;
+///
+/// References: poll(2).
+pub(crate) fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut pfd = [PollFd::new(&fd, PollFlags::IN)];
+    // Whole milliseconds, at most i32::MAX of them, as poll(2) takes them.
+    let timeout = timeout.map(|t| {
+        let ms = t.as_millis().min(i32::MAX as u128) as i32;
+        Timespec {
+            tv_sec: (ms / 1000).into(),
+            tv_nsec: (ms % 1000 * 1_000_000).into(),
         }
-        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return false;
+    });
+    loop {
+        match poll(&mut pfd, timeout.as_ref()) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
         }
     }
 }
 
 /// Whether a process with this pid exists and is not a zombie.
 pub(crate) fn is_alive(pid: u32) -> bool {
-    let Ok(raw) = libc::pid_t::try_from(pid) else {
+    let Some(raw) = libc::pid_t::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    // SAFETY: signal 0 only checks for existence and permission.
-    let exists = unsafe { libc::kill(raw, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // Signal 0 only checks for existence and permission.
+    let exists = matches!(
+        rustix::process::test_kill_process(raw),
+        Ok(()) | Err(rustix::io::Errno::PERM)
+    );
     exists && ProcStat::read(pid).is_none_or(|stat| stat.state != 'Z')
 }
 
@@ -294,9 +301,8 @@ pub fn command_line(pid: u32) -> Option<String> {
 /// ```
 pub fn uptime(pid: u32) -> Option<Duration> {
     let stat = ProcStat::read(pid)?;
-    // SAFETY: sysconf has no memory effects.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks <= 0 {
+    let ticks = rustix::param::clock_ticks_per_second();
+    if ticks == 0 {
         return None;
     }
     let boot = std::fs::read_to_string("/proc/uptime").ok()?;
@@ -310,6 +316,7 @@ pub fn uptime(pid: u32) -> Option<Duration> {
 /// moment (a directory scan's 32 KiB buffer, a burst's buffers) should not stay its own.
 /// Elsewhere a no-op: musl and the BSDs' allocators return memory by themselves.
 pub(crate) fn trim_heap() {
+    // libc: rustix has no wrapper for malloc_trim (a C library function, not a system call).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {
