@@ -8,7 +8,7 @@
 //! the length, then the bytes, in the same single write).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::error::Step;
 
@@ -82,39 +82,9 @@ impl Record {
 ///
 /// References: pipe2(2).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
-    {
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    )))]
-    {
-        // SAFETY: as above; single-threaded callers only, so no exec can race the flags.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        crate::fds::set_cloexec(fds[0], true)?;
-        crate::fds::set_cloexec(fds[1], true)?;
-    }
-    // SAFETY: pipe2 just created both descriptors; each gets exactly one owner.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    // `std::io::pipe` makes both ends close-on-exec (with `pipe2(O_CLOEXEC)` where it exists).
+    let (read, write) = std::io::pipe()?;
+    Ok((read.into(), write.into()))
 }
 
 /// Sends one record. Async-signal-safe. Errors are ignored: a launcher that is gone cannot be
@@ -136,13 +106,10 @@ pub(crate) fn send_text(fd: RawFd, text: &[u8]) {
 
 /// One write (below `PIPE_BUF`, so it arrives whole), retried on `EINTR`. Async-signal-safe.
 fn write_once(fd: RawFd, buf: &[u8]) {
-    loop {
-        // SAFETY: `buf` is initialised and outlives the call.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
-    }
+    // SAFETY: callers pass the write end of a status pipe (or a keeper's error pipe) that they
+    // hold open while they send.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    while let Err(rustix::io::Errno::INTR) = rustix::io::write(fd, buf) {}
 }
 
 /// The launcher's end: reassembles records from whatever `read` returns.
@@ -174,19 +141,15 @@ impl Receiver {
     /// Reads what is available (the caller polled first) and returns the complete records.
     pub(crate) fn read(&mut self) -> io::Result<Vec<Record>> {
         let mut buf = [0u8; 2048];
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(libc::EINTR) | Some(libc::EAGAIN) => Ok(Vec::new()),
-                _ => Err(err),
-            };
-        }
+        let n = match rustix::io::read(&self.fd, &mut buf) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => return Ok(Vec::new()),
+            Err(err) => return Err(err.into()),
+        };
         if n == 0 {
             self.closed = true;
         }
-        self.pending.extend_from_slice(&buf[..n as usize]);
+        self.pending.extend_from_slice(&buf[..n]);
         let mut records = Vec::new();
         while self.pending.len() >= RECORD {
             let mut one = [0u8; RECORD];
@@ -245,5 +208,14 @@ mod tests {
             got.extend(receiver.read().unwrap());
         }
         assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn both_ends_are_close_on_exec() {
+        let (read, write) = pipe().unwrap();
+        for fd in [&read, &write] {
+            let flags = rustix::io::fcntl_getfd(fd).unwrap();
+            assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! because the protocol is a dozen lines and the crates that speak it send only.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
@@ -53,13 +53,13 @@ pub fn notify_and_wait(state: &str) -> io::Result<bool> {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
         return Ok(false);
     };
-    let (read, write) = crate::channel::pipe()?;
+    let (read, write) = std::io::pipe()?;
     let socket = UnixDatagram::unbound()?;
     let sent = send_with_fd(
         &socket,
         &target.to_string_lossy(),
         b"BARRIER=1",
-        write.as_raw_fd(),
+        write.as_fd(),
     );
     drop(write);
     match sent {
@@ -80,7 +80,12 @@ pub fn notify_and_wait(state: &str) -> io::Result<bool> {
 }
 
 /// Sends `data` with one descriptor attached (SCM_RIGHTS).
-fn send_with_fd(socket: &UnixDatagram, target: &str, data: &[u8], fd: RawFd) -> io::Result<()> {
+fn send_with_fd(
+    socket: &UnixDatagram,
+    target: &str,
+    data: &[u8],
+    fd: BorrowedFd<'_>,
+) -> io::Result<()> {
     if let Some(name) = target.strip_prefix('@') {
         #[cfg(target_os = "linux")]
         {
@@ -97,31 +102,21 @@ fn send_with_fd(socket: &UnixDatagram, target: &str, data: &[u8], fd: RawFd) -> 
     } else {
         socket.connect(target)?;
     }
-    let mut control = [0u64; 4];
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header we then fill in.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
-    // SAFETY: the control buffer is large enough and aligned for one cmsghdr carrying one fd;
-    // sendmsg reads the buffers msg points at.
-    let rc = unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        // Cannot happen: the buffer is sized for one descriptor.
+        return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
     }
+    rustix::net::sendmsg(
+        socket,
+        &[io::IoSlice::new(data)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
     Ok(())
 }
 
@@ -211,7 +206,7 @@ impl Listener {
             (socket, path.to_string_lossy().into_owned(), Some(dir))
         };
         socket.set_nonblocking(true)?;
-        enable_credentials(socket.as_raw_fd())?;
+        enable_credentials(socket.as_fd())?;
         Ok(Listener {
             socket,
             address,
@@ -246,37 +241,26 @@ impl Listener {
     /// The next datagram and its sender's pid (None where credentials are not available), or
     /// `None` when nothing is queued.
     pub(crate) fn recv(&self) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
-        recv_with_pid(self.socket.as_raw_fd())
+        recv_with_pid(self.socket.as_fd())
     }
 }
 
 #[cfg(target_os = "linux")]
-fn enable_credentials(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: SO_PASSCRED takes an int; we pass its address and size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PASSCRED,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+fn enable_credentials(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_socket_passcred(fd, true)?)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn enable_credentials(_fd: RawFd) -> io::Result<()> {
+fn enable_credentials(_fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
 #[cfg(target_os = "linux")]
-fn recv_with_pid(fd: RawFd) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
+fn recv_with_pid(fd: BorrowedFd<'_>) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
+    // libc: rustix's recvmsg reads SCM_CREDENTIALS into a `UCred` whose `pid` is a non-zero
+    // `Pid`, but the kernel sends 0 for a sender outside our pid namespace (and any process in
+    // our network namespace can reach an abstract socket): an invalid value, undefined
+    // behaviour. Here the pid is a plain integer.
     let mut data = vec![0u8; 4096];
     // u64 elements keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 16];
@@ -291,7 +275,13 @@ fn recv_with_pid(fd: RawFd) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: msg points at live buffers of the sizes given.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
     if n < 0 {
         let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::WouldBlock {
@@ -328,18 +318,16 @@ fn recv_with_pid(fd: RawFd) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn recv_with_pid(fd: RawFd) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
+fn recv_with_pid(fd: BorrowedFd<'_>) -> io::Result<Option<(Option<u32>, Vec<u8>)>> {
     let mut data = vec![0u8; 4096];
-    // SAFETY: data is a live buffer of the given size.
-    let n = unsafe { libc::recv(fd, data.as_mut_ptr().cast(), data.len(), libc::MSG_DONTWAIT) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::WouldBlock {
+    let n = match rustix::net::recv(fd, &mut data[..], rustix::net::RecvFlags::DONTWAIT) {
+        Ok((n, _)) => n.min(data.len()),
+        Err(err) if err == rustix::io::Errno::AGAIN || err == rustix::io::Errno::WOULDBLOCK => {
             return Ok(None);
         }
-        return Err(err);
-    }
-    data.truncate(n as usize);
+        Err(err) => return Err(err.into()),
+    };
+    data.truncate(n);
     Ok(Some((None, data)))
 }
 
