@@ -53,6 +53,9 @@ struct Passwd {
 
 /// Resolves `user` and `group` (names or numeric ids) and the supplementary groups.
 ///
+/// The lookups stay on libc: rustix has no wrapper for the NSS calls (`getpwnam_r`,
+/// `getpwuid_r`, `getgrnam_r`, `getgrouplist`), which read `/etc/nsswitch.conf` and load modules.
+///
 /// Returns `None` when neither is given. References: getpwnam_r(3), getgrnam_r(3),
 /// getgrouplist(3).
 pub(crate) fn resolve(
@@ -253,44 +256,27 @@ fn group_list(pw: &Passwd, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> 
 ///
 /// References: setgroups(2), setgid(2), setuid(2).
 pub(crate) fn drop_privileges(creds: &Credentials) -> Result<(), (Step, io::Error)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        // SAFETY: the pointer and length describe `creds.groups`, which outlives the call.
-        let rc = unsafe { libc::setgroups(creds.groups.len() as _, creds.groups.as_ptr()) };
-        if rc != 0 {
-            return Err((Step::Setgroups, io::Error::last_os_error()));
-        }
+    if rustix::process::geteuid().is_root() {
+        set_groups(&creds.groups).map_err(|e| (Step::Setgroups, e))?;
     }
-    // SAFETY: setgid has no memory effects.
-    if unsafe { libc::setgid(creds.gid) } != 0 {
-        return Err((Step::Setgid, io::Error::last_os_error()));
-    }
+    set_gid(creds.gid).map_err(|e| (Step::Setgid, e))?;
     if let Some(uid) = creds.uid {
-        // SAFETY: setuid has no memory effects.
-        if unsafe { libc::setuid(uid) } != 0 {
-            return Err((Step::Setuid, io::Error::last_os_error()));
-        }
+        set_uid(uid).map_err(|e| (Step::Setuid, e))?;
     }
     verify(creds)
 }
 
 /// After the drop: real and effective ids are the asked ones, and `setuid(0)` fails.
 fn verify(creds: &Credentials) -> Result<(), (Step, io::Error)> {
+    use rustix::process::{getegid, geteuid, getgid, getuid};
     let denied = || {
         (
             Step::VerifyPrivileges,
             io::Error::from_raw_os_error(libc::EPERM),
         )
     };
-    // SAFETY: the get*id calls have no preconditions.
-    let (uid, euid, gid, egid) = unsafe {
-        (
-            libc::getuid(),
-            libc::geteuid(),
-            libc::getgid(),
-            libc::getegid(),
-        )
-    };
+    let (uid, euid) = (getuid().as_raw(), geteuid().as_raw());
+    let (gid, egid) = (getgid().as_raw(), getegid().as_raw());
     if gid != creds.gid || egid != creds.gid {
         return Err(denied());
     }
@@ -298,12 +284,75 @@ fn verify(creds: &Credentials) -> Result<(), (Step, io::Error)> {
         if uid != want || euid != want {
             return Err(denied());
         }
-        // SAFETY: setuid has no memory effects; it must fail for an unprivileged user.
-        if want != 0 && unsafe { libc::setuid(0) } == 0 {
+        // It must fail for an unprivileged user.
+        if want != 0 && set_uid(0).is_ok() {
             return Err(denied());
         }
     }
     Ok(())
+}
+
+// On Linux, the kernel's calls, made directly: they change the calling thread's credentials,
+// which is the whole process here (a child between fork and exec runs one thread), and unlike
+// the C library's wrappers they take no lock and write no global. `from_raw_unchecked`:
+// `from_raw` debug-asserts against -1, which a numeric id can be; the kernel refuses it
+// (EINVAL), as it did through the C library.
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_groups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: `Gid` is `#[repr(transparent)]` over `gid_t` (rustix hands a `&[Gid]` to the
+    // kernel as a `gid_t` array itself), so the same memory read as `Gid`s is valid for the same
+    // length and lifetime.
+    let groups: &[rustix::process::Gid] =
+        unsafe { std::slice::from_raw_parts(groups.as_ptr().cast(), groups.len()) };
+    Ok(rustix::thread::set_thread_groups(groups)?)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_gid(gid: libc::gid_t) -> io::Result<()> {
+    Ok(rustix::thread::set_thread_gid(
+        rustix::process::Gid::from_raw_unchecked(gid),
+    )?)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_uid(uid: libc::uid_t) -> io::Result<()> {
+    Ok(rustix::thread::set_thread_uid(
+        rustix::process::Uid::from_raw_unchecked(uid),
+    )?)
+}
+
+// libc: rustix wraps setgroups, setgid and setuid on Linux only.
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_groups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `groups`, which outlives the call.
+    let rc = unsafe { libc::setgroups(groups.len() as _, groups.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_gid(gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: setgid has no memory effects.
+    if unsafe { libc::setgid(gid) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_uid(uid: libc::uid_t) -> io::Result<()> {
+    // SAFETY: setuid has no memory effects.
+    if unsafe { libc::setuid(uid) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

@@ -184,8 +184,10 @@ fn cstring(text: &OsStr) -> Result<CString, Error> {
 /// The mode bits that would let the daemon's user execute the file.
 fn executable_by(meta: &std::fs::Metadata, creds: Option<&Credentials>) -> bool {
     let mode = meta.mode();
-    // SAFETY: the get*id calls have no preconditions.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     let uid = creds.and_then(|c| c.uid).unwrap_or(uid);
     let (gid, groups): (libc::gid_t, Vec<libc::gid_t>) = match creds {
         Some(c) => (c.gid, c.groups.clone()),
