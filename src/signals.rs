@@ -27,6 +27,8 @@ use std::io;
 ///
 /// References: sigaction(2), sigprocmask(2), signal(7), daemon(7).
 pub(crate) fn reset_signals(keep_own: bool) -> io::Result<()> {
+    // libc: rustix has no public wrapper for sigaction or sigprocmask (only its unstable
+    // `runtime` module, meant for implementing a C library).
     for signo in 1..max_signal() {
         if signo == libc::SIGKILL || signo == libc::SIGSTOP {
             continue;
@@ -66,6 +68,7 @@ pub(crate) fn reset_signals(keep_own: bool) -> io::Result<()> {
 /// The current disposition of `signo` (`SIG_DFL`, `SIG_IGN` or a handler's address), or `None`
 /// when it cannot be read. Async-signal-safe.
 pub(crate) fn current_handler(signo: libc::c_int) -> Option<libc::sighandler_t> {
+    // libc: rustix has no public wrapper for sigaction.
     // SAFETY: a null new action only queries; `old` is written by sigaction.
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
@@ -97,6 +100,7 @@ struct KernelSigaction {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 fn reset_reserved(signo: libc::c_int) {
+    // libc: rustix has no public wrapper for rt_sigaction.
     let action = KernelSigaction {
         handler: libc::SIG_DFL,
         flags: 0,
@@ -122,6 +126,7 @@ fn reset_reserved(signo: libc::c_int) {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 fn reserved_handler(signo: libc::c_int) -> Option<libc::sighandler_t> {
+    // libc: rustix has no public wrapper for rt_sigaction.
     let mut old = KernelSigaction {
         handler: libc::SIG_DFL,
         flags: 0,
@@ -237,6 +242,7 @@ pub fn signal_name(signo: libc::c_int) -> String {
 pub(crate) fn block_into_signalfd(
     signals: &[libc::c_int],
 ) -> io::Result<(std::os::fd::OwnedFd, libc::sigset_t)> {
+    // libc: rustix has no wrapper for signalfd, nor a public one for sigprocmask.
     // SAFETY: sigemptyset/sigaddset initialise local sets; sigprocmask and signalfd read them and
     // write only `old`; the new descriptor is owned at once.
     unsafe {
@@ -259,11 +265,15 @@ pub(crate) fn block_into_signalfd(
     }
 }
 
-/// The next signal waiting on a (non-blocking) signalfd, if any.
+/// The next signal waiting on a (non-blocking) signalfd, if any. `fd` must be open (callers
+/// pass the signalfd they own).
+///
+/// References: signalfd(2).
 pub(crate) fn read_signalfd(fd: std::os::fd::RawFd) -> Option<libc::c_int> {
     let mut info = [0u8; 128];
-    // SAFETY: `info` is writable for its length (one signalfd_siginfo).
-    let n = unsafe { libc::read(fd, info.as_mut_ptr().cast(), info.len()) };
+    // SAFETY: callers pass the descriptor of a signalfd they own and keep open meanwhile.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let n = rustix::io::read(fd, &mut info).ok()?;
     // ssi_signo is the structure's first field.
-    (n == info.len() as isize).then(|| i32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
+    (n == info.len()).then(|| i32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
 }
