@@ -167,31 +167,34 @@ impl<'a> Decoder<'a> {
 /// The state, mapped from its memfd rather than read onto the heap: the new image's heap then
 /// holds only what the keeper keeps, not a hole where the state was.
 pub(crate) struct Mapped {
-    ptr: *mut libc::c_void,
+    ptr: *mut std::ffi::c_void,
     len: usize,
 }
 
 impl Mapped {
     /// Maps all of `file` read-only; `None` if it is empty or cannot be mapped.
+    ///
+    /// References: mmap(2).
     pub(crate) fn new(file: &std::fs::File) -> Option<Mapped> {
-        use std::os::fd::AsRawFd;
+        use rustix::mm::{MapFlags, ProtFlags, mmap};
         let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
         if len == 0 {
             return None;
         }
-        // SAFETY: a fresh private read-only mapping of an open descriptor; the kernel checks
-        // the arguments, and the result is checked before use.
+        // SAFETY: a fresh private read-only mapping of an open descriptor, at an address the
+        // kernel chooses (nothing of ours is replaced); the result is checked before use.
         let ptr = unsafe {
-            libc::mmap(
+            mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
+                ProtFlags::READ,
+                MapFlags::PRIVATE,
+                file,
                 0,
             )
-        };
-        (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
+        }
+        .ok()?;
+        Some(Mapped { ptr, len })
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -204,7 +207,7 @@ impl Mapped {
 impl Drop for Mapped {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping `new` made; no borrow of `bytes` outlives `self`.
-        unsafe { libc::munmap(self.ptr, self.len) };
+        let _ = unsafe { rustix::mm::munmap(self.ptr, self.len) };
     }
 }
 

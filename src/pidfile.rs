@@ -82,8 +82,7 @@ impl Pidfile {
             }
             // In a shared (sticky) directory, a file another user left there is theirs: never
             // take it over.
-            // SAFETY: geteuid has no preconditions.
-            let me = unsafe { libc::geteuid() };
+            let me = rustix::process::geteuid().as_raw();
             if meta.uid() != me && meta.uid() != 0 {
                 return Err(Error::new(
                     ErrorKind::PermissionDenied,
@@ -151,24 +150,21 @@ impl Pidfile {
     ///
     /// References: ftruncate(2), pwrite(2).
     pub(crate) fn write_pid(&self, pid: u32) -> io::Result<()> {
-        let Some(fd) = self.writer_fd() else {
+        let Some(writer) = &self.writer else {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         };
         let mut buf = [0u8; 12];
         let len = format_decimal(pid, &mut buf);
         // Written over the old content, then cut to length only if it got shorter: a truncate
         // costs a journal transaction on ext4, on every restart otherwise.
-        // SAFETY: `buf[..len]` is initialised and outlives the call; `fd` is our open
-        // write-only pidfile descriptor.
-        let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), len, 0) };
-        if n != len as isize {
-            return Err(io::Error::last_os_error());
+        match rustix::io::pwrite(writer, &buf[..len], 0) {
+            Ok(n) if n == len => {}
+            // A short write (a full disk) sets no errno: say EIO.
+            Ok(_) => return Err(io::Error::from_raw_os_error(libc::EIO)),
+            Err(err) => return Err(err.into()),
         }
         if len < self.length.get() {
-            // SAFETY: as above.
-            if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            rustix::fs::ftruncate(writer, len as u64)?;
         }
         self.length.set(len);
         Ok(())
@@ -176,16 +172,13 @@ impl Pidfile {
 
     /// Empties the file (a keeper's program is between runs), keeping it and its lock.
     pub(crate) fn clear(&self) -> io::Result<()> {
-        let Some(fd) = self.writer_fd() else {
+        let Some(writer) = &self.writer else {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         };
         if self.length.get() == 0 {
             return Ok(());
         }
-        // SAFETY: `fd` is our open write-only pidfile descriptor.
-        if unsafe { libc::ftruncate(fd, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        rustix::fs::ftruncate(writer, 0)?;
         self.length.set(0);
         Ok(())
     }
@@ -275,8 +268,7 @@ fn check_directory(path: &Path) -> Result<(), Error> {
 /// swap a component between our check and our use, and have us write where they like (as
 /// OpenSSH's `safe_path` rules). Returns why not.
 pub(crate) fn safe_directory(dir: &Path) -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let trusted = |uid: u32| uid == me || uid == 0;
     let absolute = if dir.is_absolute() {
         dir.to_path_buf()

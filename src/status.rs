@@ -268,8 +268,7 @@ impl ServiceStatus {
         // the pidfile: another user may plant files in a shared directory.
         let owner = file.metadata().map_err(|e| read_error(&path, e))?.uid();
         let pidfile_owner = std::fs::symlink_metadata(pidfile).ok().map(|m| m.uid());
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
+        let me = rustix::process::geteuid().as_raw();
         if owner != 0 && owner != me && Some(owner) != pidfile_owner {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -633,8 +632,7 @@ impl Writer {
     }
 
     fn open(&self) -> io::Result<File> {
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
+        let me = rustix::process::geteuid().as_raw();
         if let Ok(file) = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)

@@ -174,8 +174,7 @@ fn open_file(
     let mut flags = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            // SAFETY: geteuid has no preconditions.
-            let me = unsafe { libc::geteuid() };
+            let me = rustix::process::geteuid().as_raw();
             if meta.uid() != me && meta.uid() != 0 {
                 return Err(Error::new(
                     ErrorKind::PermissionDenied,
@@ -195,12 +194,8 @@ fn open_file(
         .open(path)
         .map_err(|e| Error::os(step, path.display(), e))?;
     // The descriptor is for writing (or reading) normally: back to blocking.
-    // SAFETY: F_GETFL/F_SETFL on our own descriptor.
-    unsafe {
-        let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-        }
+    if let Ok(flags) = rustix::fs::fcntl_getfl(&file) {
+        let _ = rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK);
     }
     Ok(OwnedFd::from(file))
 }
