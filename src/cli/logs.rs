@@ -435,33 +435,21 @@ fn follow(
     use std::os::unix::fs::MetadataExt;
     let current = dir.join("current");
 
-    // SAFETY: inotify_init1 takes flags; the descriptor is owned below.
-    let inotify = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    if inotify < 0 {
-        return Err(Failure::io(
-            "inotify".into(),
-            &std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: the kernel just returned this descriptor.
-    let inotify = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(inotify) };
-    use std::os::fd::AsRawFd;
+    use rustix::event::{PollFd, PollFlags};
+    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+    use std::os::fd::AsFd;
+    let inotify = inotify::init(CreateFlags::CLOEXEC)
+        .map_err(|e| Failure::io("inotify".into(), &e.into()))?;
     let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| Failure::new(2, "log directory name contains a NUL byte"))?;
-    // SAFETY: a valid C string path and event mask.
-    let watch = unsafe {
-        libc::inotify_add_watch(
-            inotify.as_raw_fd(),
-            c_dir.as_ptr(),
-            libc::IN_MODIFY | libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_MOVED_FROM,
-        )
-    };
-    if watch < 0 {
+    let watched =
+        WatchFlags::MODIFY | WatchFlags::CREATE | WatchFlags::MOVED_TO | WatchFlags::MOVED_FROM;
+    if let Err(err) = inotify::add_watch(&inotify, c_dir.as_c_str(), watched) {
         // Without a watch nothing would ever wake us: say why (often the watch limit,
         // fs.inotify.max_user_watches).
         return Err(Failure::io(
             format!("inotify watch on {}", dir.display()),
-            &std::io::Error::last_os_error(),
+            &err.into(),
         ));
     }
     let mut buf = vec![0u8; 1 << 16];
@@ -535,39 +523,24 @@ fn follow(
         }
         // Wait for the directory to change, or for our reader to go (`log -f | head`): a pipe
         // whose reader closed reports POLLERR on its write end, and we end as `tail -f` would.
+        let stdout = std::io::stdout();
         let mut fds = [
-            libc::pollfd {
-                fd: inotify.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: 1,
-                events: 0,
-                revents: 0,
-            },
+            PollFd::new(&inotify, PollFlags::IN),
+            PollFd::from_borrowed_fd(stdout.as_fd(), PollFlags::empty()),
         ];
-        // SAFETY: two valid pollfds.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if fds[1].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+        let _ = rustix::event::poll(&mut fds, None);
+        if fds[1]
+            .revents()
+            .intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL)
+        {
             return Ok(0);
         }
-        if fds[0].revents & libc::POLLIN == 0 {
+        if !fds[0].revents().contains(PollFlags::IN) {
             continue;
         }
-        // SAFETY: `events` is writable for its length.
-        let n = unsafe {
-            libc::read(
-                inotify.as_raw_fd(),
-                events.as_mut_ptr().cast(),
-                events.len(),
-            )
-        };
-        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return Err(Failure::io(
-                "inotify".into(),
-                &std::io::Error::last_os_error(),
-            ));
+        match rustix::io::read(&inotify, &mut events) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(Failure::io("inotify".into(), &err.into())),
         }
     }
 }

@@ -11,8 +11,7 @@ pub fn rundir(explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = explicit {
         return dir.to_path_buf();
     }
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     if uid == 0 {
         return PathBuf::from("/run/daemonic");
     }
@@ -25,8 +24,7 @@ pub fn rundir(explicit: Option<&Path>) -> PathBuf {
 /// Creates the run directory if needed: mode 0755 for root's, 0700 for a user's, and refuses a
 /// directory under /tmp that someone else owns or that is a symlink.
 pub fn ensure(dir: &Path) -> Result<(), Failure> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     let mode = if uid == 0 { 0o755 } else { 0o700 };
     match std::fs::DirBuilder::new()
         .recursive(true)

@@ -421,6 +421,8 @@ impl ServiceArgs {
         }
         daemon = daemon.environment(environment);
         for &fd in &self.keep_fd {
+            // libc: rustix's fcntl_getfd takes a `BorrowedFd`, which must be open: this asks
+            // whether it is.
             // SAFETY: F_GETFD only asks whether `fd` is open.
             if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
                 return Err(Failure::new(
