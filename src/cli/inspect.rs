@@ -49,7 +49,7 @@ pub struct ListArgs {
     #[arg(long)]
     json: bool,
     /// The run directory to list [default: as for --name].
-    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR", value_hint = clap::ValueHint::DirPath)]
     rundir: Option<PathBuf>,
 }
 

@@ -2,6 +2,7 @@
 //! subcommand does lives in the library; this layer resolves names to pidfiles, prints, and
 //! maps errors to the LSB init-script exit codes.
 
+mod complete;
 mod control;
 mod envfile;
 mod inspect;
@@ -52,7 +53,7 @@ enum Command {
     Reopen(logs::ReopenArgs),
     Log(logs::ReadArgs),
     Logger(logs::LoggerArgs),
-    Completions(CompletionsArgs),
+    Completions(complete::CompletionsArgs),
     Man(ManArgs),
 }
 
@@ -65,7 +66,8 @@ pub struct Target {
         short,
         long,
         required_unless_present = "pidfile",
-        conflicts_with = "pidfile"
+        conflicts_with = "pidfile",
+        add = complete::daemon_names()
     )]
     pub name: Option<String>,
     /// The pidfile (instead of a name).
@@ -73,14 +75,8 @@ pub struct Target {
     pub pidfile: Option<PathBuf>,
     /// Where named daemons' pidfiles live [default: /run/daemonic for root, else
     /// $XDG_RUNTIME_DIR/daemonic, else /tmp/daemonic-UID].
-    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR", value_hint = clap::ValueHint::DirPath)]
     pub rundir: Option<PathBuf>,
-}
-
-/// Print shell completions (install: `daemonic completions bash > /etc/bash_completion.d/daemonic`).
-#[derive(Debug, Args)]
-struct CompletionsArgs {
-    shell: clap_complete::Shell,
 }
 
 /// Print the man page (install: `daemonic man > /usr/local/share/man/man1/daemonic.1`).
@@ -173,9 +169,12 @@ impl Failure {
 
 /// Runs the command; returns its exit status.
 pub fn main() -> u8 {
+    if let Some(code) = complete::answer() {
+        return code;
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Command::Man(_) | Command::Completions(_)) {
-        // Written straight to stdout by clap: a closed pipe ends them quietly.
+        // Written straight to stdout: a closed pipe ends them quietly.
         // SAFETY: SIG_DFL has no handler to run.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
@@ -191,11 +190,7 @@ pub fn main() -> u8 {
         Command::Reopen(args) => ("reopen", logs::reopen(&args)),
         Command::Log(args) => ("log", logs::read(&args)),
         Command::Logger(args) => ("logger", logs::logger(&args)),
-        Command::Completions(args) => {
-            let mut command = Cli::command();
-            clap_complete::generate(args.shell, &mut command, "daemonic", &mut std::io::stdout());
-            ("completions", Ok(0))
-        }
+        Command::Completions(args) => ("completions", complete::registration(&args)),
         Command::Man(_) => (
             "man",
             clap_mangen::Man::new(Cli::command())
