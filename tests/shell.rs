@@ -1,5 +1,5 @@
-//! The command as a shell user meets it: its completions (asked the way the shells'
-//! registration scripts ask).
+//! The command as a shell user meets it: its man pages (installed, complete, well-formed roff)
+//! and its completions (asked the way the shells' registration scripts ask).
 
 mod common;
 
@@ -7,6 +7,201 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+
+/// The subcommands `daemonic --help` lists.
+fn subcommands() -> Vec<String> {
+    let help = run(Command::new(BIN).arg("--help"));
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    text.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A description wrapped onto more lines is indented further.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect()
+}
+
+/// The long options `daemonic SUB --help` lists (the lines that start with an option).
+fn long_options(subcommand: &str) -> Vec<String> {
+    let help = run(Command::new(BIN).args([subcommand, "--help"]));
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    let mut longs: Vec<String> = text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| {
+            l.split([' ', ',', '=', '['])
+                .find(|w| w.starts_with("--") && w.len() > 2)
+                .map(String::from)
+        })
+        .collect();
+    longs.dedup();
+    longs
+}
+
+/// The roff for `--long-option`: dashes escaped.
+fn roff_option(long: &str) -> String {
+    long.replace('-', "\\-")
+}
+
+#[test]
+fn man_install_writes_a_complete_page_per_subcommand() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("share/man/man1");
+    let output = run(Command::new(BIN).args(["man", "--install"]).arg(&dir));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+
+    let subcommands = subcommands();
+    assert!(subcommands.len() >= 13, "{subcommands:?}");
+    let mut expected: Vec<String> = subcommands
+        .iter()
+        .map(|s| format!("daemonic-{s}.1"))
+        .collect();
+    expected.push("daemonic.1".into());
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected);
+    // What it wrote, one path a line.
+    let listed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(listed.lines().count(), expected.len(), "{listed}");
+    assert!(listed.contains(&dir.join("daemonic-stop.1").display().to_string()));
+
+    let sections = [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH DESCRIPTION",
+        ".SH OPTIONS",
+        ".SH \"EXIT STATUS\"",
+        ".SH FILES",
+        ".SH ENVIRONMENT",
+        ".SH EXAMPLES",
+        ".SH \"SEE ALSO\"",
+    ];
+    for sub in &subcommands {
+        let page = std::fs::read_to_string(dir.join(format!("daemonic-{sub}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH daemonic-{sub} 1 ")), "{sub}");
+        for section in sections {
+            assert!(page.contains(section), "daemonic-{sub}.1 has no {section}");
+        }
+        let options = long_options(sub);
+        assert!(
+            options.contains(&"--help".to_string()),
+            "{sub}: {options:?}"
+        );
+        for long in options {
+            assert!(
+                page.contains(&format!("\\fB{}\\fR", roff_option(&long))),
+                "daemonic-{sub}.1 does not document {long}"
+            );
+        }
+        assert!(page.contains("\\fBdaemonic\\fR(1)"), "{sub}: SEE ALSO");
+        assert!(
+            page.contains("\\fBstart\\-stop\\-daemon\\fR(8)"),
+            "{sub}: SEE ALSO"
+        );
+    }
+    let overview = std::fs::read_to_string(dir.join("daemonic.1")).unwrap();
+    for section in sections {
+        assert!(overview.contains(section), "daemonic.1 has no {section}");
+    }
+    for sub in &subcommands {
+        // Listed, and the page it names exists.
+        assert!(overview.contains(&format!("daemonic\\-{sub}(1)")), "{sub}");
+    }
+    for word in [
+        "DAEMONIC_RUNDIR",
+        "NOTIFY_SOCKET",
+        "/run/daemonic",
+        "PIDFILE.status",
+    ] {
+        assert!(
+            overview.contains(word),
+            "daemonic.1 does not mention {word}"
+        );
+    }
+    // Per subcommand: stop's codes, not status's.
+    let status = std::fs::read_to_string(dir.join("daemonic-status.1")).unwrap();
+    assert!(
+        status.contains("\\fB3\\fR"),
+        "status documents exit status 3"
+    );
+    let start = std::fs::read_to_string(dir.join("daemonic-start.1")).unwrap();
+    assert!(start.contains("\\fB5\\fR") && !start.contains("\\fB3\\fR"));
+    assert!(
+        start.contains("daemonic start \\-n api \\-\\-notify"),
+        "examples from --help"
+    );
+}
+
+#[test]
+fn man_pages_are_well_formed_roff() {
+    if Command::new("man").arg("--version").output().is_err() {
+        println!("skipped: no man(1) to format the pages");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("man1");
+    let output = run(Command::new(BIN).args(["man", "--install"]).arg(&dir));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let formatted = run(Command::new("man")
+            .arg("--warnings=w")
+            .arg("-l")
+            .arg(&path)
+            .env("MANWIDTH", "80")
+            .env("MAN_DISABLE_SECCOMP", "1"));
+        assert_eq!(
+            code(&formatted),
+            0,
+            "{}: {}",
+            path.display(),
+            stderr(&formatted)
+        );
+        assert_eq!(stderr(&formatted), "", "{}: groff warnings", path.display());
+        let text = String::from_utf8_lossy(&formatted.stdout).into_owned();
+        assert!(
+            text.contains("EXIT STATUS") && text.contains("SEE ALSO"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn man_prints_one_page_and_refuses_an_unknown_one() {
+    let page = run(Command::new(BIN).args(["man", "signal"]));
+    assert_eq!(code(&page), 0, "{}", stderr(&page));
+    let text = String::from_utf8_lossy(&page.stdout).into_owned();
+    assert!(text.contains(".TH daemonic-signal 1"), "{text}");
+    assert!(text.contains("\\fB\\-\\-group\\fR"), "{text}");
+    let alias = run(Command::new(BIN).args(["man", "rotate"]));
+    assert!(String::from_utf8_lossy(&alias.stdout).contains(".TH daemonic-reopen 1"));
+
+    let unknown = run(Command::new(BIN).args(["man", "frobnicate"]));
+    assert_eq!(code(&unknown), 2);
+    let message = stderr(&unknown);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("frobnicate") && message.contains("start"),
+        "{message}"
+    );
+
+    let sandbox = Sandbox::new();
+    let file = sandbox.path("file");
+    std::fs::write(&file, "").unwrap();
+    let blocked = run(Command::new(BIN)
+        .args(["man", "--install"])
+        .arg(file.join("man1")));
+    assert_ne!(code(&blocked), 0);
+    assert_eq!(stderr(&blocked).lines().count(), 1, "{}", stderr(&blocked));
+}
 
 // ---- completions ----
 

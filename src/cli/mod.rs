@@ -7,12 +7,13 @@ mod control;
 mod envfile;
 mod inspect;
 mod logs;
+mod man;
 mod rundir;
 mod start;
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes (LSB init-script conventions):
@@ -54,7 +55,7 @@ enum Command {
     Log(logs::ReadArgs),
     Logger(logs::LoggerArgs),
     Completions(complete::CompletionsArgs),
-    Man(ManArgs),
+    Man(man::ManArgs),
 }
 
 /// Which daemon: by name (pidfile in the run directory) or by pidfile.
@@ -78,10 +79,6 @@ pub struct Target {
     #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR", value_hint = clap::ValueHint::DirPath)]
     pub rundir: Option<PathBuf>,
 }
-
-/// Print the man page (install: `daemonic man > /usr/local/share/man/man1/daemonic.1`).
-#[derive(Debug, Args)]
-struct ManArgs {}
 
 /// Writes a line to stderr. A closed stderr (`start … 2>&1 | true`) is no reason to abort: the
 /// command goes on (a launcher that died mid-wait would leave a half-started daemon).
@@ -191,13 +188,7 @@ pub fn main() -> u8 {
         Command::Log(args) => ("log", logs::read(&args)),
         Command::Logger(args) => ("logger", logs::logger(&args)),
         Command::Completions(args) => ("completions", complete::registration(&args)),
-        Command::Man(_) => (
-            "man",
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map(|_| 0)
-                .map_err(|e| Failure::io("man page".into(), &e)),
-        ),
+        Command::Man(args) => ("man", man::run(&args)),
     };
     match result {
         Ok(code) => code,
@@ -211,6 +202,7 @@ pub fn main() -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory as _;
 
     #[test]
     fn the_command_line_definition_is_consistent() {
