@@ -21,10 +21,10 @@ pub struct StopArgs {
     #[command(flatten)]
     target: Target,
     /// The first signal to send [default: TERM].
-    #[arg(short, long, value_name = "SIG", value_parser = parse_signal)]
+    #[arg(short, long, value_name = "SIG", value_parser = parse_signal, add = super::complete::signals())]
     signal: Option<i32>,
     /// What to send and how long to wait: SIG/SECS/SIG/SECS..., or SECS for TERM/SECS/KILL/SECS.
-    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5")]
+    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", add = super::complete::schedules())]
     retry: Schedule,
 }
 
@@ -41,7 +41,7 @@ pub struct RestartArgs {
     #[command(flatten)]
     target: Target,
     /// How to stop the running program: SIG/SECS/SIG/SECS..., or SECS for TERM/SECS/KILL/SECS.
-    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5")]
+    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", add = super::complete::schedules())]
     retry: Schedule,
     /// Fail if the new program is not up after SECS.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_timeout)]
@@ -60,7 +60,7 @@ pub struct SignalArgs {
     #[arg(long)]
     group: bool,
     /// The signal, by name (HUP, SIGHUP) or number.
-    #[arg(value_name = "SIGNAL", value_parser = parse_signal)]
+    #[arg(value_name = "SIGNAL", value_parser = parse_signal, add = super::complete::signals())]
     signal: i32,
 }
 

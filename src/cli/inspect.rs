@@ -49,7 +49,7 @@ pub struct ListArgs {
     #[arg(long)]
     json: bool,
     /// The run directory to list [default: as for --name].
-    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR", value_hint = clap::ValueHint::DirPath)]
     rundir: Option<PathBuf>,
 }
 
@@ -309,26 +309,8 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
 
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     let dir = rundir::rundir(args.rundir.as_deref());
-    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries
-            .flatten()
-            .filter_map(|e| {
-                let file = e.file_name().to_string_lossy().into_owned();
-                file.strip_suffix(".pid.status")
-                    .or_else(|| file.strip_suffix(".pid"))
-                    .map(str::to_string)
-            })
-            .collect(),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(err) => {
-            return Err(Failure::io(
-                format!("run directory {}", dir.display()),
-                &err,
-            ));
-        }
-    };
-    names.sort();
-    names.dedup();
+    let names = rundir::names(&dir)
+        .map_err(|err| Failure::io(format!("run directory {}", dir.display()), &err))?;
     let reports: Vec<Report> = names
         .into_iter()
         .map(|name| {

@@ -15,7 +15,7 @@ use super::{Failure, Target, say};
 pub struct LogArgs {
     /// Log the program's stdout and stderr (one pipe, order kept) into DIR/current, stamped and
     /// rotated; the keeper holds the pipe across restarts, so no line is lost.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub log: Option<PathBuf>,
     /// Also send each line (and the keeper's events) to the local syslog, tagged program[pid],
     /// never blocking the program (lines syslog cannot take are dropped and counted).
@@ -23,7 +23,7 @@ pub struct LogArgs {
     pub syslog: Option<daemonic::SyslogConfig>,
     /// Keep stderr apart: its lines go into a log directory of their own (stdout stays in
     /// --log DIR; lines of the two are then no longer ordered against each other).
-    #[arg(long, value_name = "DIR", requires = "log")]
+    #[arg(long, value_name = "DIR", requires = "log", value_hint = clap::ValueHint::DirPath)]
     pub log_stderr: Option<PathBuf>,
     /// A shell command run on each closed archive, outside the keeper's loop: it reads the
     /// archive on stdin and what it writes replaces it (e.g. "zstd -q"); if it fails, the archive
@@ -175,7 +175,7 @@ pub struct LoggerArgs {
     #[command(flatten)]
     options: LogOptions,
     /// The log directory.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     dir: PathBuf,
 }
 
@@ -221,7 +221,7 @@ pub struct ReadArgs {
     #[command(flatten)]
     target: OptionalTarget,
     /// The log directory (instead of a service's).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["name", "pidfile"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["name", "pidfile"], value_hint = clap::ValueHint::DirPath)]
     dir: Option<PathBuf>,
     /// Keep printing what is added.
     #[arg(short, long)]
@@ -240,13 +240,13 @@ pub struct ReadArgs {
 #[group(skip)]
 pub struct OptionalTarget {
     /// The service's name.
-    #[arg(short, long, conflicts_with = "pidfile")]
+    #[arg(short, long, conflicts_with = "pidfile", add = super::complete::daemon_names())]
     name: Option<String>,
     /// The service's pidfile.
     #[arg(short, long, value_name = "PATH")]
     pidfile: Option<PathBuf>,
     /// The run directory.
-    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR", value_hint = clap::ValueHint::DirPath)]
     rundir: Option<PathBuf>,
 }
 

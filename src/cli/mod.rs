@@ -2,16 +2,18 @@
 //! subcommand does lives in the library; this layer resolves names to pidfiles, prints, and
 //! maps errors to the LSB init-script exit codes.
 
+mod complete;
 mod control;
 mod envfile;
 mod inspect;
 mod logs;
+mod man;
 mod rundir;
 mod start;
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes (LSB init-script conventions):
@@ -52,8 +54,8 @@ enum Command {
     Reopen(logs::ReopenArgs),
     Log(logs::ReadArgs),
     Logger(logs::LoggerArgs),
-    Completions(CompletionsArgs),
-    Man(ManArgs),
+    Completions(complete::CompletionsArgs),
+    Man(man::ManArgs),
 }
 
 /// Which daemon: by name (pidfile in the run directory) or by pidfile.
@@ -65,7 +67,8 @@ pub struct Target {
         short,
         long,
         required_unless_present = "pidfile",
-        conflicts_with = "pidfile"
+        conflicts_with = "pidfile",
+        add = complete::daemon_names()
     )]
     pub name: Option<String>,
     /// The pidfile (instead of a name).
@@ -73,19 +76,9 @@ pub struct Target {
     pub pidfile: Option<PathBuf>,
     /// Where named daemons' pidfiles live [default: /run/daemonic for root, else
     /// $XDG_RUNTIME_DIR/daemonic, else /tmp/daemonic-UID].
-    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR", value_hint = clap::ValueHint::DirPath)]
     pub rundir: Option<PathBuf>,
 }
-
-/// Print shell completions (install: `daemonic completions bash > /etc/bash_completion.d/daemonic`).
-#[derive(Debug, Args)]
-struct CompletionsArgs {
-    shell: clap_complete::Shell,
-}
-
-/// Print the man page (install: `daemonic man > /usr/local/share/man/man1/daemonic.1`).
-#[derive(Debug, Args)]
-struct ManArgs {}
 
 /// Writes a line to stderr. A closed stderr (`start … 2>&1 | true`) is no reason to abort: the
 /// command goes on (a launcher that died mid-wait would leave a half-started daemon).
@@ -173,9 +166,12 @@ impl Failure {
 
 /// Runs the command; returns its exit status.
 pub fn main() -> u8 {
+    if let Some(code) = complete::answer() {
+        return code;
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Command::Man(_) | Command::Completions(_)) {
-        // Written straight to stdout by clap: a closed pipe ends them quietly.
+        // Written straight to stdout: a closed pipe ends them quietly.
         // SAFETY: SIG_DFL has no handler to run.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
@@ -191,18 +187,8 @@ pub fn main() -> u8 {
         Command::Reopen(args) => ("reopen", logs::reopen(&args)),
         Command::Log(args) => ("log", logs::read(&args)),
         Command::Logger(args) => ("logger", logs::logger(&args)),
-        Command::Completions(args) => {
-            let mut command = Cli::command();
-            clap_complete::generate(args.shell, &mut command, "daemonic", &mut std::io::stdout());
-            ("completions", Ok(0))
-        }
-        Command::Man(_) => (
-            "man",
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map(|_| 0)
-                .map_err(|e| Failure::io("man page".into(), &e)),
-        ),
+        Command::Completions(args) => ("completions", complete::registration(&args)),
+        Command::Man(args) => ("man", man::run(&args)),
     };
     match result {
         Ok(code) => code,
@@ -216,6 +202,7 @@ pub fn main() -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory as _;
 
     #[test]
     fn the_command_line_definition_is_consistent() {

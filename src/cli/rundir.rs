@@ -21,6 +21,28 @@ pub fn rundir(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
+/// The names of the daemons `dir` knows: those with a pidfile (`NAME.pid`) or a status record
+/// (`NAME.pid.status`), sorted. A missing directory knows none.
+pub fn names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            file.strip_suffix(".pid.status")
+                .or_else(|| file.strip_suffix(".pid"))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// Creates the run directory if needed: mode 0755 for root's, 0700 for a user's, and refuses a
 /// directory under /tmp that someone else owns or that is a symlink.
 pub fn ensure(dir: &Path) -> Result<(), Failure> {

@@ -53,13 +53,13 @@ pub struct StartArgs {
 #[command(after_help = RUN_EXAMPLES)]
 pub struct RunArgs {
     /// The service's name (optional): its pidfile is RUNDIR/NAME.pid.
-    #[arg(short, long, conflicts_with = "pidfile")]
+    #[arg(short, long, conflicts_with = "pidfile", add = super::complete::daemon_names())]
     pub name: Option<String>,
     /// A pidfile (optional).
     #[arg(short, long, value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
     /// Where named services' pidfiles live (as for start).
-    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR")]
+    #[arg(long, value_name = "DIR", env = "DAEMONIC_RUNDIR", value_hint = clap::ValueHint::DirPath)]
     pub rundir: Option<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
@@ -69,19 +69,19 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServiceArgs {
     /// Working directory (inside the chroot, if any).
-    #[arg(short = 'd', long, value_name = "DIR", default_value = "/")]
+    #[arg(short = 'd', long, value_name = "DIR", default_value = "/", value_hint = clap::ValueHint::DirPath)]
     pub chdir: PathBuf,
     /// File mode creation mask, in octal.
     #[arg(short = 'm', long, value_name = "OCTAL", default_value = "022", value_parser = parse_umask)]
     pub umask: u32,
     /// Run as this user (name or uid), optionally with a group: USER[:GROUP].
-    #[arg(short, long, value_name = "USER[:GROUP]")]
+    #[arg(short, long, value_name = "USER[:GROUP]", add = super::complete::users())]
     pub user: Option<String>,
     /// Run as this group (name or gid).
-    #[arg(short, long, value_name = "GROUP")]
+    #[arg(short, long, value_name = "GROUP", add = super::complete::groups())]
     pub group: Option<String>,
     /// Change root to DIR before dropping privileges.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub chroot: Option<PathBuf>,
     /// Standard output to FILE [default: /dev/null; inherited for run].
     #[arg(long, value_name = "FILE", conflicts_with = "output")]
@@ -174,10 +174,10 @@ pub struct ServiceArgs {
     #[arg(long, value_name = "PIDFILE", conflicts_with_all = ["notify", "ready_fd", "ready_after"])]
     pub forks: Option<PathBuf>,
     /// The schedule the keeper uses on SIGTERM/SIGINT and for what an exited program left behind.
-    #[arg(long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5")]
+    #[arg(long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", add = super::complete::schedules())]
     pub stop_schedule: daemonic::stop::Schedule,
     /// The program and its arguments (passed as they are, UTF-8 or not).
-    #[arg(last = true, required = true, value_name = "PROGRAM [ARG]...")]
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARG]...", add = super::complete::program())]
     pub command: Vec<std::ffi::OsString>,
 }
 
