@@ -54,6 +54,7 @@ pub struct Daemon {
     user: Option<String>,
     group: Option<String>,
     groups: Groups,
+    capabilities: crate::caps::Capabilities,
     chroot: Option<PathBuf>,
     environment: Environment,
     /// Every descriptor number to keep, borrowed or owned.
@@ -92,6 +93,7 @@ impl Daemon {
             user: None,
             group: None,
             groups: Groups::FromUser,
+            capabilities: crate::caps::Capabilities::none(),
             chroot: None,
             environment: Environment::inherit(),
             keep_fds: Vec::new(),
@@ -183,6 +185,23 @@ impl Daemon {
     #[must_use]
     pub fn group(mut self, group: impl Into<String>) -> Daemon {
         self.group = Some(group.into());
+        self
+    }
+
+    /// Capabilities to keep across the drop to [`user`](Daemon::user): the daemon (or the
+    /// program a keeper runs) holds exactly these, in its ambient set too, so they survive its
+    /// `exec` (`net_bind_service` lets a non-root web server bind port 80). Linux only; checked
+    /// with everything else before the first fork. Default: none.
+    ///
+    /// # Example
+    /// ```
+    /// let daemon = daemonic::Daemon::new()
+    ///     .user("www-data")
+    ///     .capabilities("net_bind_service".parse().unwrap());
+    /// ```
+    #[must_use]
+    pub fn capabilities(mut self, caps: crate::caps::Capabilities) -> Daemon {
+        self.capabilities = caps;
         self
     }
 
@@ -795,7 +814,13 @@ impl Daemon {
                 "no_core and a core limit both set the core dump limit: give one",
             ));
         }
-        let creds = identity::resolve(self.user.as_deref(), self.group.as_deref(), self.groups)?;
+        let mut creds =
+            identity::resolve(self.user.as_deref(), self.group.as_deref(), self.groups)?;
+        let drops_user = creds.as_ref().is_some_and(|c| c.uid.is_some());
+        self.capabilities.check(drops_user)?;
+        if let Some(c) = &mut creds {
+            c.caps = self.capabilities;
+        }
         if let Some(root) = &self.chroot {
             let meta =
                 std::fs::metadata(root).map_err(|e| Error::os(Step::Chroot, root.display(), e))?;

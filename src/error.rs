@@ -88,10 +88,12 @@ pub enum Step {
     IoPriority,
     /// Setting `no_new_privs`.
     NoNewPrivs,
+    /// Keeping capabilities across the drop to a user.
+    Capabilities,
 }
 
 impl Step {
-    const ALL: [Step; 34] = [
+    const ALL: [Step; 35] = [
         Step::Threads,
         Step::User,
         Step::Group,
@@ -126,6 +128,7 @@ impl Step {
         Step::Scheduler,
         Step::IoPriority,
         Step::NoNewPrivs,
+        Step::Capabilities,
     ];
 
     /// The step's wire code in the status pipe.
@@ -176,6 +179,7 @@ impl Step {
             Step::Scheduler => "scheduler",
             Step::IoPriority => "I/O priority",
             Step::NoNewPrivs => "no_new_privs",
+            Step::Capabilities => "capabilities",
         }
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Credentials {
     pub group_label: String,
     /// The user's login name and home directory, for `USER`, `LOGNAME` and `HOME`.
     pub login: Option<(std::ffi::OsString, std::ffi::OsString)>,
+    /// Capabilities kept across the drop (ambient), checked before the first fork.
+    pub caps: crate::caps::Capabilities,
 }
 
 /// A passwd entry's fields we need.
@@ -87,6 +89,7 @@ pub(crate) fn resolve(
                 std::ffi::OsStr::from_bytes(pw.home.as_bytes()).to_owned(),
             )
         }),
+        caps: crate::caps::Capabilities::none(),
     }))
 }
 
@@ -261,7 +264,9 @@ pub(crate) fn drop_privileges(creds: &Credentials) -> Result<(), (Step, io::Erro
     }
     set_gid(creds.gid).map_err(|e| (Step::Setgid, e))?;
     if let Some(uid) = creds.uid {
+        crate::caps::before_setuid(creds.caps).map_err(|e| (Step::Capabilities, e))?;
         set_uid(uid).map_err(|e| (Step::Setuid, e))?;
+        crate::caps::after_setuid(creds.caps).map_err(|e| (Step::Capabilities, e))?;
     }
     verify(creds)
 }
@@ -284,8 +289,8 @@ fn verify(creds: &Credentials) -> Result<(), (Step, io::Error)> {
         if uid != want || euid != want {
             return Err(denied());
         }
-        // It must fail for an unprivileged user.
-        if want != 0 && set_uid(0).is_ok() {
+        // It must fail for an unprivileged user (unless CAP_SETUID was kept, by request).
+        if want != 0 && !creds.caps.regains_root() && set_uid(0).is_ok() {
             return Err(denied());
         }
     }

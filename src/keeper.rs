@@ -106,6 +106,7 @@ impl Spec {
             }
             e.bytes(c.user_label.as_bytes());
             e.bytes(c.group_label.as_bytes());
+            e.u64(c.caps.bits());
         });
         e.bytes(self.workdir.as_bytes());
         e.option(self.chroot.as_ref(), |e, c| e.bytes(c.as_bytes()));
@@ -160,6 +161,7 @@ impl Spec {
                 group_label: String::from_utf8_lossy(d.bytes()?).into_owned(),
                 // Only needed while the environment is built, before the first fork.
                 login: None,
+                caps: crate::caps::Capabilities::from_bits(d.u64()?),
             })
         })?;
         let workdir = cstring(d.bytes()?)?;

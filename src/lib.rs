@@ -71,6 +71,7 @@
 //! | keeper starts its program | `clone(CLONE_VM \| CLONE_VFORK)` | `fork` |
 //! | sd_notify sender check | `SCM_CREDENTIALS` | none |
 //! | OOM score, scheduler, I/O priority, `no_new_privs` | yes | refused by [`Resources::check`] |
+//! | capabilities kept across the drop to a user (ambient) | yes | refused by [`Capabilities::check`] |
 //!
 //! The command's README has the full table of what falls back where.
 //!
@@ -110,6 +111,7 @@
 
 #![warn(missing_docs)]
 
+mod caps;
 mod channel;
 mod control;
 mod daemon;
@@ -133,6 +135,7 @@ mod stdio;
 pub mod stop;
 mod supervise;
 
+pub use caps::Capabilities;
 pub use daemon::{DEFAULT_TIMEOUT, Daemon};
 pub use env::Environment;
 pub use error::{Error, ErrorKind, Step};

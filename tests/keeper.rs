@@ -1096,6 +1096,72 @@ fn user_sets_home_user_and_logname_from_the_passwd_entry() {
     }
 }
 
+/// Root only: `--cap` keeps exactly the named capabilities across the drop to a user, in the
+/// ambient set (so they survive the exec), at every restart; without `--user` it is refused.
+#[test]
+fn capabilities_survive_the_drop_to_a_user_and_every_restart() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run as another user with capabilities");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = run(daemonic(&sandbox)
+        .args(["start", "-n", "caps", "-u", "nobody", "--restart", "always"])
+        .args([
+            "--stable-after",
+            "0",
+            "--cap",
+            "net_bind_service",
+            "--cap",
+            "CAP_SYS_NICE",
+        ])
+        .args(["--", &sleeper(&sandbox), "300"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let want = format!("{:016x}", 1u64 << 10 | 1 << 23);
+    let check = |pid: u32| {
+        exec_done(pid);
+        assert_eq!(status(pid, "Uid").split_whitespace().next(), Some("65534"));
+        for set in ["CapAmb", "CapEff", "CapPrm", "CapInh"] {
+            assert_eq!(status(pid, set), want, "{set} of {pid}");
+        }
+    };
+    let first = pid_in(&pidfile(&sandbox, "caps"));
+    check(first);
+    kill(first, libc::SIGKILL);
+    eventually("a new program", || {
+        std::fs::read_to_string(pidfile(&sandbox, "caps"))
+            .is_ok_and(|p| p.trim().parse::<u32>().is_ok_and(|p| p != first))
+    });
+    check(pid_in(&pidfile(&sandbox, "caps")));
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "caps"]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+
+    let refused = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "root",
+        "--cap",
+        "net_raw",
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("user"), "{}", stderr(&refused));
+    assert!(!pidfile(&sandbox, "root").exists(), "nothing left behind");
+    let unknown = run(daemonic(&sandbox)
+        .args(["start", "-n", "x", "-u", "nobody", "--cap", "net_bind"])
+        .args(["--", &sleeper(&sandbox), "300"]));
+    assert_eq!(code(&unknown), 2, "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("\"net_bind\" is not a capability"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
 /// Root only: a pidfile directory another user owns, or that others may write without the
 /// sticky bit, is refused; in a sticky directory (as /tmp) a pidfile another user left is never
 /// taken over.

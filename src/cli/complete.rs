@@ -185,6 +185,24 @@ pub fn signals() -> ArgValueCompleter {
     })
 }
 
+/// A capability name (`--cap`), after any already typed and a comma.
+pub fn capabilities() -> ArgValueCompleter {
+    ArgValueCompleter::new(|current: &OsStr| {
+        let Some(current) = current.to_str() else {
+            return Vec::new();
+        };
+        let (done, last) = current
+            .rsplit_once(',')
+            .map_or((String::new(), current), |(done, last)| {
+                (format!("{done},"), last)
+            });
+        daemonic::Capabilities::known()
+            .filter(|name| name.starts_with(&last.to_ascii_lowercase()))
+            .map(|name| CompletionCandidate::new(format!("{done}{name}")))
+            .collect()
+    })
+}
+
 /// A stop schedule, `SIG/SECS/SIG/SECS...`: signal names where a signal goes.
 pub fn schedules() -> ArgValueCompleter {
     ArgValueCompleter::new(|current: &OsStr| {

@@ -140,6 +140,10 @@ pub struct ServiceArgs {
     /// Set no_new_privs: the program and what it executes can never gain privileges.
     #[arg(long)]
     pub no_new_privs: bool,
+    /// Keep capability CAP across the drop to --user (ambient: it survives the program's exec),
+    /// e.g. net_bind_service to bind ports below 1024 (repeatable or comma-separated; Linux).
+    #[arg(long = "cap", value_name = "CAP", value_parser = parse_caps, add = super::complete::capabilities())]
+    pub caps: Vec<daemonic::Capabilities>,
     /// Wait for sd_notify READY=1 on $NOTIFY_SOCKET (STATUS= lines are shown).
     #[arg(long, conflicts_with = "ready_fd")]
     pub notify: bool,
@@ -179,6 +183,10 @@ pub struct ServiceArgs {
     /// The program and its arguments (passed as they are, UTF-8 or not).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARG]...", add = super::complete::program())]
     pub command: Vec<std::ffi::OsString>,
+}
+
+fn parse_caps(text: &str) -> Result<daemonic::Capabilities, String> {
+    text.parse().map_err(|e: daemonic::Error| e.to_string())
 }
 
 fn parse_umask(text: &str) -> Result<u32, String> {
@@ -368,6 +376,8 @@ impl ServiceArgs {
         if let Some(u) = user {
             daemon = daemon.user(u);
         }
+        let caps = (self.caps.iter()).fold(daemonic::Capabilities::none(), |all, c| all | *c);
+        daemon = daemon.capabilities(caps);
         if let Some(g) = group {
             daemon = daemon.group(g);
         }
