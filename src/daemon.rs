@@ -481,6 +481,28 @@ impl Daemon {
         self.validate().map(drop)
     }
 
+    /// Everything [`check`](Daemon::check) does, and the program looked up as
+    /// [`spawn`](Daemon::spawn) and [`supervise`](Daemon::supervise) would (on `PATH`, inside
+    /// the chroot, executable by the user, its `#!` interpreter present): the path that would
+    /// be executed. For a dry run (`daemonic start --test`).
+    ///
+    /// # Example
+    /// ```
+    /// use daemonic::{Daemon, ErrorKind, Program};
+    /// let path = Daemon::new().check_program(&Program::new("sh"))?;
+    /// assert!(path.ends_with("sh"));
+    /// let err = Daemon::new().check_program(&Program::new("no-such-program-here")).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotInstalled);
+    /// # Ok::<(), daemonic::Error>(())
+    /// ```
+    pub fn check_program(&self, program: &Program) -> Result<PathBuf, Error> {
+        let checked = self.validate()?;
+        let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(
+            resolved.path.as_bytes(),
+        )))
+    }
+
     /// Becomes the daemon. Returns in the daemon process; the launching process waits for
     /// [`Running::ready`] and exits 0, or prints the failure on its stderr and exits 1.
     ///

@@ -216,6 +216,8 @@ pub enum ErrorKind {
     /// The wait was interrupted by this signal (Ctrl-C: `SIGINT`); the half-started daemon was
     /// stopped.
     Interrupted(i32),
+    /// A stop schedule ran out and something of the service still runs.
+    StillRunning,
     /// Any other operating-system failure.
     Os,
 }

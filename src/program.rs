@@ -21,6 +21,7 @@ use crate::identity::Credentials;
 pub struct Program {
     program: OsString,
     args: Vec<OsString>,
+    argv0: Option<OsString>,
 }
 
 impl Program {
@@ -29,7 +30,23 @@ impl Program {
         Program {
             program: program.into(),
             args: Vec::new(),
+            argv0: None,
         }
+    }
+
+    /// The name the program sees as `argv[0]` (what `ps` shows), instead of the program as
+    /// given: `exec -a` in a shell, start-stop-daemon's `--startas`/`--name` pairing, libslack
+    /// `daemon --name`-style process names.
+    ///
+    /// # Example
+    /// ```
+    /// let program = daemonic::Program::new("/usr/sbin/nginx").argv0("nginx: master");
+    /// assert_eq!(program.name(), "/usr/sbin/nginx");
+    /// ```
+    #[must_use]
+    pub fn argv0(mut self, name: impl Into<OsString>) -> Program {
+        self.argv0 = Some(name.into());
+        self
     }
 
     /// Adds an argument.
@@ -125,7 +142,7 @@ impl Program {
                 .map_err(|e| Error::os(Step::Program, "current directory", e))?
                 .join(path)
         };
-        let mut argv = vec![cstring(self.program.as_os_str())?];
+        let mut argv = vec![cstring(self.argv0.as_ref().unwrap_or(&self.program))?];
         for arg in &self.args {
             argv.push(cstring(arg)?);
         }

@@ -103,10 +103,17 @@ pub enum Action {
     Signal(libc::c_int),
     /// Wait this long for the process to exit.
     Wait(Duration),
+    /// start-stop-daemon's `forever`: once the schedule's end is reached with something still
+    /// running, go on from the step after this one, again and again.
+    Forever,
 }
 
 /// A stop schedule in start-stop-daemon's syntax: `TERM/30/KILL/5` (signal, seconds to wait,
 /// ...), or a plain number of seconds `N`, meaning `TERM/N/KILL/N`.
+///
+/// As in start-stop-daemon, a signal may be written `-TERM` or `-15` too, a wait may have a
+/// fraction (`0.5`, to the millisecond), and `forever` repeats the steps after it until nothing
+/// is left (`TERM/5/forever/KILL/5`).
 ///
 /// # Example
 /// ```
@@ -114,7 +121,10 @@ pub enum Action {
 /// let schedule: Schedule = "TERM/30/KILL/5".parse().unwrap();
 /// assert_eq!(schedule.to_string(), "TERM/30/KILL/5");
 /// assert_eq!("10".parse::<Schedule>().unwrap().to_string(), "TERM/10/KILL/10");
+/// assert_eq!("-15/0.5/-KILL/2".parse::<Schedule>().unwrap().to_string(), "TERM/0.5/KILL/2");
+/// assert_eq!("TERM/5/forever/KILL/5".parse::<Schedule>().unwrap().total_wait(), None);
 /// assert!("TERM/soon".parse::<Schedule>().is_err());
+/// assert!("TERM/5/forever/KILL".parse::<Schedule>().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
@@ -151,7 +161,50 @@ impl Schedule {
         &self.actions
     }
 
-    /// A schedule from its steps: it must start with a signal and end with a wait.
+    /// The step at position `at` and the position after it, going back round after a
+    /// [`Action::Forever`] once the end is reached; `None` at the end of a schedule without one.
+    /// `forever` itself is never returned.
+    ///
+    /// # Example
+    /// ```
+    /// use daemonic::stop::{Action, Schedule};
+    /// let s: Schedule = "TERM/1/forever/KILL/2".parse().unwrap();
+    /// assert_eq!(s.step(2), Some((Action::Signal(libc::SIGKILL), 4)));
+    /// assert_eq!(s.step(5), Some((Action::Signal(libc::SIGKILL), 4)));
+    /// assert_eq!("TERM/1".parse::<Schedule>().unwrap().step(2), None);
+    /// ```
+    pub fn step(&self, at: usize) -> Option<(Action, usize)> {
+        let mut at = at;
+        // Bounded: a well-formed schedule has a wait after its `forever`.
+        for _ in 0..=2 * self.actions.len() {
+            match self.actions.get(at) {
+                Some(Action::Forever) => at += 1,
+                Some(action) => return Some((*action, at + 1)),
+                None => at = self.actions.iter().position(|a| *a == Action::Forever)? + 1,
+            }
+        }
+        None
+    }
+
+    /// How long the whole schedule may wait; `None` with `forever`.
+    ///
+    /// # Example
+    /// ```
+    /// let s: daemonic::stop::Schedule = "TERM/1.5/KILL/2".parse().unwrap();
+    /// assert_eq!(s.total_wait(), Some(std::time::Duration::from_millis(3500)));
+    /// ```
+    pub fn total_wait(&self) -> Option<Duration> {
+        self.actions
+            .iter()
+            .try_fold(Duration::ZERO, |total, a| match a {
+                Action::Wait(d) => Some(total.saturating_add(*d)),
+                Action::Signal(_) => Some(total),
+                Action::Forever => None,
+            })
+    }
+
+    /// A schedule from its steps: it must start with a signal and end with a wait; a
+    /// `forever` (at most one) must have a wait longer than zero after it.
     ///
     /// # Example
     /// ```
@@ -162,9 +215,17 @@ impl Schedule {
     /// assert!(Schedule::from_actions(vec![Action::Wait(Duration::from_secs(3))]).is_none());
     /// ```
     pub fn from_actions(actions: Vec<Action>) -> Option<Schedule> {
+        let forever = actions.iter().position(|a| *a == Action::Forever);
+        let repeats_well = forever.is_none_or(|at| {
+            actions.iter().filter(|a| **a == Action::Forever).count() == 1
+                && actions[at + 1..]
+                    .iter()
+                    .any(|a| matches!(a, Action::Wait(d) if !d.is_zero()))
+        });
         let well_formed = actions.len() <= Schedule::MAX_ACTIONS
             && matches!(actions.first(), Some(Action::Signal(_)))
-            && matches!(actions.last(), Some(Action::Wait(_)));
+            && matches!(actions.last(), Some(Action::Wait(_)))
+            && repeats_well;
         well_formed.then_some(Schedule { actions })
     }
 }
@@ -179,10 +240,13 @@ impl FromStr for Schedule {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Schedule, String> {
-        // Whole seconds, at most ten years (a larger wait is a typo, and would overflow clocks).
+        // Seconds, to the millisecond, at most ten years (a larger wait is a typo, and would
+        // overflow clocks).
         let seconds = |item: &str| -> Result<Duration, String> {
-            match item.parse::<u64>() {
-                Ok(n) if n <= 10 * 365 * 86400 => Ok(Duration::from_secs(n)),
+            match item.parse::<f64>() {
+                Ok(n) if n.is_finite() && (0.0..=10.0 * 365.0 * 86400.0).contains(&n) => {
+                    Ok(Duration::from_millis((n * 1000.0).round() as u64))
+                }
                 Ok(_) => Err(format!(
                     "{item:?}: a wait of at most ten years (315360000 s)"
                 )),
@@ -204,11 +268,18 @@ impl FromStr for Schedule {
         }
         let mut actions = Vec::new();
         for item in text.split('/') {
-            if item.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            if item.eq_ignore_ascii_case("forever") {
+                if actions.contains(&Action::Forever) {
+                    return Err("a schedule has at most one forever".into());
+                }
+                actions.push(Action::Forever);
+            } else if item.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
                 actions.push(Action::Wait(seconds(item)?));
             } else {
+                // start-stop-daemon's -TERM and -15 are signals too.
+                let name = item.strip_prefix('-').unwrap_or(item);
                 let signal =
-                    parse_signal(item).ok_or_else(|| format!("{item:?} is not a signal name"))?;
+                    parse_signal(name).ok_or_else(|| format!("{item:?} is not a signal name"))?;
                 actions.push(Action::Signal(signal));
             }
         }
@@ -225,7 +296,9 @@ impl FromStr for Schedule {
         if !matches!(actions.last(), Some(Action::Wait(_))) {
             return Err("a schedule ends with a number of seconds to wait".into());
         }
-        Ok(Schedule { actions })
+        Schedule::from_actions(actions).ok_or_else(|| {
+            "forever must be followed by a wait longer than 0, as in TERM/5/forever/KILL/5".into()
+        })
     }
 }
 
@@ -236,7 +309,11 @@ impl fmt::Display for Schedule {
             .iter()
             .map(|a| match a {
                 Action::Signal(s) => signal_name(*s),
-                Action::Wait(d) => d.as_secs().to_string(),
+                Action::Wait(d) if d.subsec_millis() == 0 => d.as_secs().to_string(),
+                Action::Wait(d) => format!("{:.3}", d.as_secs_f64())
+                    .trim_end_matches('0')
+                    .to_string(),
+                Action::Forever => "forever".to_string(),
             })
             .collect();
         f.write_str(&parts.join("/"))
@@ -284,8 +361,10 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
     };
     let pid = process.pid();
     let mut gone = false;
-    for action in schedule.actions() {
-        match *action {
+    let mut at = 0;
+    while let Some((action, next)) = schedule.step(at) {
+        at = next;
+        match action {
             Action::Signal(signal) => {
                 if let Err(err) = process.signal(signal) {
                     if err.raw_os_error() == Some(libc::ESRCH) {
@@ -305,11 +384,12 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
                     break;
                 }
             }
+            Action::Forever => {}
         }
     }
     if !gone {
         return Err(Error::new(
-            ErrorKind::Os,
+            ErrorKind::StillRunning,
             Step::Signal,
             format!(
                 "daemon (pid {pid}) is still running after the schedule {schedule}; try a longer one or KILL"

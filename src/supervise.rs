@@ -612,14 +612,15 @@ impl Machine {
     fn run_schedule(&mut self, then: Then, step: usize, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
         let mut step = step;
-        while let Some(action) = self.schedule.actions().get(step).copied() {
-            step += 1;
-            let after_kill = step >= 2
-                && self.schedule.actions().get(step - 2) == Some(&Action::Signal(libc::SIGKILL));
+        let mut after_kill = false;
+        // `step` follows a `forever` back round; a well-formed schedule waits after it.
+        while let Some((action, next)) = self.schedule.step(step) {
+            step = next;
             let action = match action {
                 Action::Wait(d) if after_kill => Action::Wait(d.max(KILL_GRACE)),
                 other => other,
             };
+            after_kill = action == Action::Signal(libc::SIGKILL);
             match action {
                 Action::Signal(signal) => {
                     // Only a signal sent while the program runs explains its death; the
@@ -639,6 +640,8 @@ impl Machine {
                     effects.push(Effect::Publish);
                     return effects;
                 }
+                // `step` never yields it; other steps a later library adds are skipped.
+                _ => {}
             }
         }
         // The schedule ran out with something still alive: keep waiting for it, say so.
@@ -716,6 +719,7 @@ pub(crate) fn encode_schedule(e: &mut Encoder, schedule: &Schedule) {
                 e.u8(1);
                 e.duration(duration);
             }
+            Action::Forever => e.u8(2),
         }
     }
 }
@@ -727,6 +731,7 @@ pub(crate) fn decode_schedule(d: &mut Decoder<'_>) -> Option<Schedule> {
         actions.push(match d.u8()? {
             0 => Action::Signal(d.i32()?),
             1 => Action::Wait(d.duration()?),
+            2 => Action::Forever,
             _ => return None,
         });
     }
@@ -1128,6 +1133,27 @@ mod tests {
         assert!(m.overrun());
         assert_eq!(m.state(), ServiceState::Stopping);
         m.on(exit(0), t + Duration::from_secs(3));
+        assert_eq!(m.state(), ServiceState::Stopped);
+    }
+
+    #[test]
+    fn forever_repeats_the_steps_after_it_until_nothing_is_left() {
+        let (mut m, t) = machine(Policy::new());
+        let s = |n: u64| t + Duration::from_millis(n);
+        m.on(
+            Event::Stop("TERM/500/forever/USR1/0.25".parse().unwrap()),
+            t,
+        );
+        assert_eq!(m.deadline(), Some(s(500_000)));
+        let mut now = s(500_000);
+        for _ in 0..3 {
+            let effects = m.on(Event::Timer, now);
+            assert_eq!(effects[0], Effect::Signal(libc::SIGUSR1, Target::Service));
+            assert!(!m.overrun(), "forever never runs out");
+            now += Duration::from_millis(250);
+            assert_eq!(m.deadline(), Some(now));
+        }
+        m.on(exit(0), now);
         assert_eq!(m.state(), ServiceState::Stopped);
     }
 

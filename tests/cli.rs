@@ -1206,3 +1206,200 @@ fn messages_name_the_cause() {
     );
     assert_eq!(sandbox.processes(), Vec::<u32>::new());
 }
+
+// ---- start-stop-daemon's conventions, for scripts that migrate ----
+
+/// A program that ignores TERM, ready (through `daemonic notify`) only once the trap is set.
+fn stubborn(sandbox: &Sandbox) -> String {
+    script(
+        sandbox,
+        "stubborn.sh",
+        "trap '' TERM\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
+    )
+}
+
+#[test]
+fn schedules_take_start_stop_daemons_forms_forever_and_fractions() {
+    let sandbox = Sandbox::new();
+    let program = stubborn(&sandbox);
+    let start = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
+    assert_eq!(code(&start), 0, "{}", stderr(&start));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
+    // TERM is ignored; after 0.2 s, KILL is repeated every 0.3 s until nothing is left.
+    let stop = run(daemonic(&sandbox).args([
+        "stop",
+        "-n",
+        "d",
+        "-v",
+        "--retry",
+        "-15/0.2/forever/-KILL/0.3",
+    ]));
+    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
+    assert!(
+        stderr(&stop).contains(&format!("d stopped (pid {pid})")),
+        "{}",
+        stderr(&stop)
+    );
+    assert!(sandbox.processes().is_empty());
+    for bad in [
+        "TERM/5/forever/KILL/0",
+        "TERM/forever/forever/5",
+        "TERM/-1",
+        "TERM/0.5.5",
+    ] {
+        let out = run(daemonic(&sandbox).args(["stop", "-n", "d", "--retry", bad]));
+        assert_eq!(code(&out), 2, "{bad}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn exit_codes_ssd_says_when_nothing_was_done_or_something_still_runs() {
+    let sandbox = Sandbox::new();
+    let program = stubborn(&sandbox);
+    let ssd = |args: &[&str]| {
+        let mut command = daemonic(&sandbox);
+        command.args(args).args(["--exit-codes", "ssd"]);
+        run(&mut command)
+    };
+    let start = ["start", "-n", "d", "--notify", "--", &program];
+    let first = ssd(&start[..4]);
+    assert_eq!(code(&first), 2, "no program: clap's usage error");
+    let mut with_program = vec!["start", "-n", "d", "--notify", "--exit-codes", "ssd", "--"];
+    with_program.push(&program);
+    let started = run(daemonic(&sandbox).args(&with_program));
+    assert_eq!(code(&started), 0, "{}", stderr(&started));
+    let again = run(daemonic(&sandbox).args(&with_program));
+    assert_eq!(code(&again), 1, "already running: nothing done");
+    let lsb = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
+    assert_eq!(code(&lsb), 0, "the LSB default: nothing to do is success");
+    let overrun = ssd(&["stop", "-n", "d", "--retry", "TERM/0.2"]);
+    assert_eq!(code(&overrun), 2, "still running: {}", stderr(&overrun));
+    let stopped = ssd(&["stop", "-n", "d", "--retry", "KILL/5"]);
+    assert_eq!(code(&stopped), 0, "{}", stderr(&stopped));
+    assert_eq!(
+        code(&ssd(&["stop", "-n", "d"])),
+        1,
+        "not running: nothing done"
+    );
+    assert_eq!(code(&ssd(&["signal", "-n", "d", "HUP"])), 1);
+    assert_eq!(code(&ssd(&["restart", "-n", "d"])), 1);
+    let bad_user = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "e",
+        "-u",
+        "no-such-user-here",
+        "--exit-codes",
+        "ssd",
+        "--",
+        &program,
+    ]));
+    assert_eq!(code(&bad_user), 3, "any other error: {}", stderr(&bad_user));
+    assert!(sandbox.processes().is_empty());
+}
+
+#[test]
+fn test_mode_checks_and_tells_but_does_nothing() {
+    let sandbox = Sandbox::new();
+    let sleep = sleeper(&sandbox);
+    let dry = run(daemonic(&sandbox)
+        .args([
+            "start",
+            "-n",
+            "d",
+            "--test",
+            "--restart",
+            "on-failure",
+            "--",
+        ])
+        .args([&sleep, "300", "two words"]));
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    let said = stderr(&dry);
+    assert!(
+        said.contains(&format!("would start d: {sleep} 300 'two words'")),
+        "{said}"
+    );
+    assert!(said.contains("restart on-failure"), "{said}");
+    assert!(!sandbox.path("run").exists(), "not even the run directory");
+    assert!(sandbox.processes().is_empty());
+    // What would fail fails as it would, with its code.
+    let missing = run(daemonic(&sandbox).args(["start", "-n", "d", "--test", "--", "/no/such"]));
+    assert_eq!(code(&missing), 5, "{}", stderr(&missing));
+    let stop = run(daemonic(&sandbox).args(["stop", "-n", "d", "--test"]));
+    assert_eq!(code(&stop), 0);
+    assert!(stderr(&stop).contains("not running: nothing to do"));
+    // Running: the dry runs name its pid and leave it alone.
+    let start = run(daemonic(&sandbox).args(["start", "-n", "d", "--", &sleep, "300"]));
+    assert_eq!(code(&start), 0, "{}", stderr(&start));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
+    for (args, want) in [
+        (vec!["stop", "--test"], format!("would stop d (pid {pid})")),
+        (
+            vec!["signal", "--test", "HUP"],
+            format!("would send HUP to d (pid {pid})"),
+        ),
+        (
+            vec!["restart", "--test"],
+            format!("would restart d (pid {pid})"),
+        ),
+        (
+            vec!["start", "--test", "--", &sleep],
+            format!("already running (pid {pid})"),
+        ),
+    ] {
+        let out = run(daemonic(&sandbox)
+            .args(&args[..1])
+            .args(["-n", "d"])
+            .args(&args[1..]));
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&want), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(pid_in(&pidfile(&sandbox, "d")), pid, "untouched");
+    assert_eq!(stat(pid).state, 'S');
+    assert_eq!(code(&run(daemonic(&sandbox).args(["stop", "-n", "d"]))), 0);
+}
+
+#[test]
+fn quiet_verbose_and_argv0() {
+    let sandbox = Sandbox::new();
+    let sleep = sleeper(&sandbox);
+    let name = sandbox.path("renamed").display().to_string();
+    let start = run(daemonic(&sandbox).args([
+        "start", "-n", "d", "-v", "--argv0", &name, "--", &sleep, "300",
+    ]));
+    assert_eq!(code(&start), 0, "{}", stderr(&start));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
+    assert!(
+        stderr(&start).contains(&format!("d started (pid {pid}, keeper ")),
+        "{}",
+        stderr(&start)
+    );
+    exec_done(pid);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(
+        cmdline,
+        format!("{name}\0300\0").into_bytes(),
+        "argv[0] as asked"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        std::fs::canonicalize(&sleep).unwrap(),
+        "the program as given"
+    );
+    let quiet = run(daemonic(&sandbox).args(["start", "-n", "d", "-q", "--", &sleep, "300"]));
+    assert_eq!(code(&quiet), 0);
+    assert_eq!(stderr(&quiet), "", "already running, quietly");
+    let loud = run(daemonic(&sandbox).args(["start", "-n", "d", "--", &sleep, "300"]));
+    assert!(
+        stderr(&loud).contains("already running"),
+        "{}",
+        stderr(&loud)
+    );
+    let both = run(daemonic(&sandbox).args(["stop", "-n", "d", "-q", "-v"]));
+    assert_eq!(code(&both), 2, "-q and -v conflict");
+    assert_eq!(
+        code(&run(daemonic(&sandbox).args(["stop", "-n", "d", "-q"]))),
+        0
+    );
+    assert!(sandbox.processes().is_empty());
+}

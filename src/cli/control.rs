@@ -20,11 +20,13 @@ Examples:
 pub struct StopArgs {
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    report: super::Reporting,
     /// The first signal to send [default: TERM].
     #[arg(short, long, value_name = "SIG", value_parser = parse_signal, add = super::complete::signals())]
     signal: Option<i32>,
     /// What to send and how long to wait: SIG/SECS/SIG/SECS..., or SECS for TERM/SECS/KILL/SECS.
-    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", add = super::complete::schedules())]
+    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", allow_hyphen_values = true, add = super::complete::schedules())]
     retry: Schedule,
 }
 
@@ -40,8 +42,10 @@ pub struct StopArgs {
 pub struct RestartArgs {
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    report: super::Reporting,
     /// How to stop the running program: SIG/SECS/SIG/SECS..., or SECS for TERM/SECS/KILL/SECS.
-    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", add = super::complete::schedules())]
+    #[arg(short, long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", allow_hyphen_values = true, add = super::complete::schedules())]
     retry: Schedule,
     /// Fail if the new program is not up after SECS.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_timeout)]
@@ -56,6 +60,8 @@ pub struct RestartArgs {
 pub struct SignalArgs {
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    report: super::Reporting,
     /// Send it to the program's whole process group.
     #[arg(long)]
     group: bool,
@@ -92,60 +98,131 @@ fn parse_signal(text: &str) -> Result<i32, String> {
 }
 
 pub fn stop(args: &StopArgs) -> Result<u8, Failure> {
+    args.report.outcome(stop_service(args))
+}
+
+fn stop_service(args: &StopArgs) -> Result<u8, Failure> {
+    let report = &args.report;
+    let label = args.target.label();
     let pidfile = args.target.pidfile()?;
     let schedule = match args.signal {
         Some(signal) => args.retry.clone().with_first_signal(signal),
         None => args.retry.clone(),
     };
-    match stop::stop(&pidfile, &schedule).map_err(|e| Failure::from_library(&e))? {
-        Stopped::NotRunning(stale) => say!(
-            "daemonic stop: {} is not running{}",
-            args.target.label(),
-            if stale {
-                " (removed its stale pidfile)"
-            } else {
-                ""
+    if report.test {
+        return Ok(match super::holder(&pidfile) {
+            Some(holder) => {
+                report.done(format_args!(
+                    "daemonic stop: would stop {label} ({holder}) and everything beneath it: {schedule}"
+                ));
+                0
             }
-        ),
+            None => {
+                report.note(format_args!(
+                    "daemonic stop: {label} is not running: nothing to do"
+                ));
+                report.nothing_done()
+            }
+        });
+    }
+    match stop::stop(&pidfile, &schedule).map_err(|e| Failure::from_library(&e))? {
+        Stopped::NotRunning(stale) => {
+            report.note(format_args!(
+                "daemonic stop: {label} is not running{}",
+                if stale {
+                    " (removed its stale pidfile)"
+                } else {
+                    ""
+                }
+            ));
+            Ok(report.nothing_done())
+        }
         // Stopped, and outcomes a later library may add. A pidfile no one holds is left only
         // where it could not be removed (a read-only directory); say so. (One a new start
         // holds is that start's.)
-        _ => {
+        stopped => {
+            if let Stopped::Stopped(pid) = stopped {
+                report.done(format_args!("daemonic stop: {label} stopped (pid {pid})"));
+            }
             if daemonic::PidfileState::read(&pidfile).is_ok_and(|s| s.exists() && !s.is_locked()) {
                 say!(
-                    "daemonic stop: {} stopped, but its pidfile {} could not be removed",
-                    args.target.label(),
+                    "daemonic stop: {label} stopped, but its pidfile {} could not be removed",
                     pidfile.display()
                 );
             }
+            Ok(0)
         }
     }
-    Ok(0)
 }
 
 pub fn restart(args: &RestartArgs) -> Result<u8, Failure> {
+    args.report.outcome(restart_service(args))
+}
+
+fn not_running(label: &str) -> Failure {
+    Failure::new(
+        7,
+        format!(
+            "{label} is not running; start it with daemonic start (restart replays nothing from files)"
+        ),
+    )
+}
+
+fn restart_service(args: &RestartArgs) -> Result<u8, Failure> {
+    let report = &args.report;
+    let label = args.target.label();
     let pidfile = args.target.pidfile()?;
+    if report.test {
+        let holder = super::holder(&pidfile).ok_or_else(|| not_running(&label))?;
+        report.done(format_args!(
+            "daemonic restart: would restart {label} ({holder}), stopping it with {}",
+            args.retry
+        ));
+        return Ok(0);
+    }
     match stop::restart(&pidfile, &args.retry, args.ready_timeout) {
-        Ok(_) => Ok(0),
-        Err(err) if err.kind() == daemonic::ErrorKind::NotRunning => Err(Failure::new(
-            7,
-            format!(
-                "{} is not running; start it with daemonic start (restart replays nothing from files)",
-                args.target.label()
-            ),
-        )),
+        Ok(pid) => {
+            report.done(format_args!(
+                "daemonic restart: {label} restarted (pid {pid})"
+            ));
+            Ok(0)
+        }
+        Err(err) if err.kind() == daemonic::ErrorKind::NotRunning => Err(not_running(&label)),
         Err(err) => Err(Failure::from_library(&err)),
     }
 }
 
 pub fn signal(args: &SignalArgs) -> Result<u8, Failure> {
+    args.report.outcome(send(args))
+}
+
+fn send(args: &SignalArgs) -> Result<u8, Failure> {
+    let report = &args.report;
+    let label = args.target.label();
     let pidfile = args.target.pidfile()?;
+    let name = daemonic::signal_name(args.signal);
+    let whom = if args.group {
+        "the process group of "
+    } else {
+        ""
+    };
+    if report.test {
+        let holder = super::holder(&pidfile)
+            .ok_or_else(|| Failure::new(7, format!("{label} is not running")))?;
+        report.done(format_args!(
+            "daemonic signal: would send {name} to {whom}{label} ({holder})"
+        ));
+        return Ok(0);
+    }
     let sent = if args.group {
         stop::signal_group(&pidfile, args.signal)
     } else {
         stop::signal(&pidfile, args.signal)
     };
-    sent.map_err(|e| Failure::from_library(&e))?;
+    let pid = sent.map_err(|e| Failure::from_library(&e))?;
+    report.done(format_args!(
+        "daemonic signal: sent {name} to {whom}{label} (pid {pid})"
+    ));
     Ok(0)
 }
 

@@ -523,6 +523,13 @@ const NOT_INSTALLED: (&str, &str) = (
     "The program is not installed (missing or not executable).",
 );
 const NOT_RUNNING: (&str, &str) = ("7", "The service is not running.");
+/// Under `--exit-codes ssd` (start, stop, restart, signal).
+const SSD: (&str, &str) = (
+    "--exit-codes ssd",
+    "start-stop-daemon's codes instead: 0 done, 1 nothing was done (already running, not \
+     running), 2 still running after the stop schedule, 3 any other error. Usage errors stay 2.",
+);
+
 
 struct Facts {
     exit: &'static [(&'static str, &'static str)],
@@ -556,6 +563,7 @@ fn facts(subcommand: &str) -> Option<Facts> {
                     "Interrupted by signal N (INT, TERM or HUP) while waiting: what was started \
                      is stopped.",
                 ),
+                SSD,
             ],
             &[Service, Logs, Notify],
             &[("sd_notify", "3"), ("signal", "7")],
@@ -588,6 +596,7 @@ fn facts(subcommand: &str) -> Option<Facts> {
                 ),
                 INVALID,
                 PRIVILEGE,
+                SSD,
             ],
             &[Service],
             &[("signal", "7")],
@@ -612,6 +621,7 @@ fn facts(subcommand: &str) -> Option<Facts> {
                     "The service is not running (start it with daemonic start: restart replays \
                      nothing from files).",
                 ),
+                SSD,
             ],
             &[Service],
             &[],
@@ -636,7 +646,7 @@ fn facts(subcommand: &str) -> Option<Facts> {
             &[],
         ),
         "signal" => (
-            &[("0", "Sent."), GENERIC, INVALID, PRIVILEGE, NOT_RUNNING],
+            &[("0", "Sent."), GENERIC, INVALID, PRIVILEGE, NOT_RUNNING, SSD],
             &[Service],
             &[("kill", "1"), ("signal", "7")],
         ),

@@ -29,7 +29,10 @@ Exit codes (LSB init-script conventions):
     0  running (starting, running, ready, stopping)
     1  dead: not running but should be (backoff, failed, exited with a failure)
     3  not running (stopped, exited with status 0, never started)
-    4  unknown (the pidfile or its record cannot be read)";
+    4  unknown (the pidfile or its record cannot be read)
+  start, stop, restart, signal with --exit-codes ssd (start-stop-daemon's):
+    0  done; 1 nothing was done (already running, not running); 2 still running after the
+    stop schedule; 3 any other error (usage errors stay 2)";
 
 /// Start any program as a correct Unix daemon under a small keeper that restarts it, stops all
 /// of it and knows its state; wait until it is ready; then stop, restart, signal and inspect it.
@@ -125,11 +128,112 @@ pub fn escape(text: &str) -> String {
         .collect()
 }
 
+/// How `start`, `stop`, `restart` and `signal` report, and start-stop-daemon's conventions for
+/// scripts that rely on them.
+#[derive(Debug, Clone, Args)]
+pub struct Reporting {
+    /// Print errors only.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say what was done, with pids.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Check everything, print what would be done, and do nothing (the exit status is the one
+    /// the command would have).
+    #[arg(long)]
+    pub test: bool,
+    /// lsb: nothing to do is success, as init scripts want (starting a running service, stopping
+    /// a stopped one). ssd: start-stop-daemon's: 0 done, 1 nothing was done (or not running), 2
+    /// still running after the stop schedule, 3 any other error.
+    #[arg(long, value_name = "STYLE", default_value = "lsb", value_enum)]
+    pub exit_codes: ExitCodes,
+}
+
+/// Which exit status convention a command follows (`--exit-codes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExitCodes {
+    /// The LSB init-script codes (the default).
+    Lsb,
+    /// start-stop-daemon's codes.
+    Ssd,
+}
+
+impl Reporting {
+    /// The status when there was nothing to do.
+    pub fn nothing_done(&self) -> u8 {
+        match self.exit_codes {
+            ExitCodes::Lsb => 0,
+            ExitCodes::Ssd => 1,
+        }
+    }
+
+    /// A line that says how things are, unless --quiet.
+    pub fn note(&self, line: std::fmt::Arguments<'_>) {
+        if !self.quiet {
+            say!("{line}");
+        }
+    }
+
+    /// A line that says what was done, with --verbose (and --test, where it is the point).
+    pub fn done(&self, line: std::fmt::Arguments<'_>) {
+        if self.verbose || self.test {
+            say!("{line}");
+        }
+    }
+
+    /// The outcome in the chosen convention.
+    pub fn outcome(&self, result: Result<u8, Failure>) -> Result<u8, Failure> {
+        match (self.exit_codes, result) {
+            (ExitCodes::Lsb, result) | (ExitCodes::Ssd, result @ Ok(_)) => result,
+            (ExitCodes::Ssd, Err(mut failure)) => {
+                failure.code = match failure.code {
+                    7 => 1,
+                    _ if failure.still_running => 2,
+                    _ => 3,
+                };
+                Err(failure)
+            }
+        }
+    }
+}
+
+/// Who holds `pidfile` now ("pid N", or "being started"), if anyone: for dry runs.
+pub fn holder(pidfile: &std::path::Path) -> Option<String> {
+    let state = daemonic::PidfileState::read(pidfile).ok()?;
+    state.is_locked().then(|| {
+        state
+            .pid()
+            .map_or_else(|| "being started".to_string(), |p| format!("pid {p}"))
+    })
+}
+
+/// A program and its arguments as a shell would take them back (quoted where needed, control
+/// characters escaped).
+pub fn command_line(program: &std::path::Path, args: &[std::ffi::OsString]) -> String {
+    let word = |w: &std::ffi::OsStr| {
+        let w = escape(&w.to_string_lossy());
+        let plain = !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
+        if plain {
+            w
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(word(program.as_os_str()))
+        .chain(args.iter().map(|a| word(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A failure of this layer: the exit code and one line for stderr.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// A stop schedule ran out with the service still running (start-stop-daemon's 2).
+    pub still_running: bool,
 }
 
 impl Failure {
@@ -137,6 +241,7 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            still_running: false,
         }
     }
 
@@ -160,7 +265,9 @@ impl Failure {
             K::Interrupted(signal) => (128 + signal.clamp(0, 127)) as u8,
             _ => 1,
         };
-        Failure::new(code, err.to_string())
+        let mut failure = Failure::new(code, err.to_string());
+        failure.still_running = err.kind() == K::StillRunning;
+        failure
     }
 }
 

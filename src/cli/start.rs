@@ -10,7 +10,7 @@ use daemonic::{
     Daemon, Environment, ErrorKind, Policy, Program, Progress, Readiness, Restart, Stdio,
 };
 
-use super::{Failure, Target, rundir, say};
+use super::{Failure, Target, rundir};
 
 const START_EXAMPLES: &str = "\
 Examples:
@@ -40,6 +40,8 @@ pub struct StartArgs {
     pub target: Target,
     #[command(flatten)]
     pub service: ServiceArgs,
+    #[command(flatten)]
+    pub report: super::Reporting,
 }
 
 /// Run PROGRAM under a keeper in the foreground: for containers (as PID 1 it reaps every
@@ -178,8 +180,11 @@ pub struct ServiceArgs {
     #[arg(long, value_name = "PIDFILE", conflicts_with_all = ["notify", "ready_fd", "ready_after"])]
     pub forks: Option<PathBuf>,
     /// The schedule the keeper uses on SIGTERM/SIGINT and for what an exited program left behind.
-    #[arg(long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", add = super::complete::schedules())]
+    #[arg(long, value_name = "SCHEDULE", default_value = "TERM/10/KILL/5", allow_hyphen_values = true, add = super::complete::schedules())]
     pub stop_schedule: daemonic::stop::Schedule,
+    /// The name the program sees as argv[0] (what ps shows), instead of PROGRAM as given.
+    #[arg(long, value_name = "NAME")]
+    pub argv0: Option<std::ffi::OsString>,
     /// The program and its arguments (passed as they are, UTF-8 or not).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARG]...", add = super::complete::program())]
     pub command: Vec<std::ffi::OsString>,
@@ -479,7 +484,60 @@ impl ServiceArgs {
     }
 
     fn program(&self) -> Program {
-        Program::new(&self.command[0]).args(&self.command[1..])
+        let program = Program::new(&self.command[0]).args(&self.command[1..]);
+        match &self.argv0 {
+            Some(name) => program.argv0(name),
+            None => program,
+        }
+    }
+
+    /// What `start --test` prints after the program: the settings that decide how it runs.
+    fn describe(&self, report: &super::Reporting, pidfile: &std::path::Path) {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        report.done(format_args!(
+            "  pidfile {} (the keeper's status record and socket beside it)",
+            pidfile.display()
+        ));
+        report.done(format_args!(
+            "  user {}, group {}, chroot {}, directory {}, umask {:03o}",
+            or_dash(self.user.clone()),
+            or_dash(self.group.clone()),
+            or_dash(self.chroot.as_ref().map(|p| p.display().to_string())),
+            self.chdir.display(),
+            self.umask
+        ));
+        let output = match (&self.log.log, &self.output, &self.stdout, &self.stderr) {
+            (Some(dir), ..) => format!("logged into {}/current", dir.display()),
+            (None, Some(file), ..) => format!("stdout and stderr to {}", file.display()),
+            (None, None, out, err) => {
+                let or_null = |p: &Option<PathBuf>| {
+                    p.as_ref()
+                        .map_or("/dev/null".into(), |p| p.display().to_string())
+                };
+                format!("stdout to {}, stderr to {}", or_null(out), or_null(err))
+            }
+        };
+        report.done(format_args!("  output: {output}"));
+        let readiness = match (self.notify, self.ready_fd, self.ready_after, &self.forks) {
+            (true, ..) => "sd_notify READY=1".to_string(),
+            (_, Some(fd), ..) => format!("a newline on descriptor {fd}"),
+            (_, _, Some(after), _) => format!("up for {} s", after.as_secs_f64()),
+            (_, _, _, Some(pidfile)) => format!("its own pidfile {}", pidfile.display()),
+            _ => "the exec".to_string(),
+        };
+        report.done(format_args!(
+            "  ready on {readiness} (within {} s); restart {} (stable after {} s, delay {} s up to {} s); stop schedule {}",
+            self.ready_timeout.as_secs_f64(),
+            match self.restart {
+                Restart::No => "no",
+                Restart::OnFailure => "on-failure",
+                _ => "always",
+            },
+            self.stable_after.as_secs_f64(),
+            self.restart_delay.as_secs_f64(),
+            self.restart_max_delay.as_secs_f64(),
+            self.stop_schedule
+        ));
     }
 }
 
@@ -501,25 +559,59 @@ fn keeper_image() -> Option<PathBuf> {
 
 /// Starts the service under a detached keeper.
 pub fn run(args: &StartArgs) -> Result<u8, Failure> {
+    args.report.outcome(start(args))
+}
+
+fn start(args: &StartArgs) -> Result<u8, Failure> {
+    let report = &args.report;
     let pidfile = args.target.pidfile()?;
     let label = args.target.label();
-    if args.target.name.is_some() {
+    if args.target.name.is_some() && !report.test {
         rundir::ensure(pidfile.parent().unwrap_or(std::path::Path::new("/")))?;
     }
     let daemon = args.service.daemon(Some(&pidfile), false)?;
-    let result =
-        daemon.supervise_with(&args.service.program(), args.service.policy(), |progress| {
-            if let Progress::Status(status) = progress {
-                say!("daemonic start: {label}: {}", super::escape(status));
-            }
-        });
+    let program = args.service.program();
+    if report.test {
+        let path = daemon
+            .check_program(&program)
+            .map_err(|e| Failure::from_library(&e))?;
+        if let Some(holder) = super::holder(&pidfile) {
+            report.note(format_args!(
+                "daemonic start: {label} is already running ({holder}): nothing to do"
+            ));
+            return Ok(report.nothing_done());
+        }
+        report.done(format_args!(
+            "daemonic start: would start {label}: {}",
+            super::command_line(&path, &args.service.command[1..])
+        ));
+        args.service.describe(report, &pidfile);
+        return Ok(0);
+    }
+    let result = daemon.supervise_with(&program, args.service.policy(), |progress| {
+        if let Progress::Status(status) = progress {
+            report.note(format_args!(
+                "daemonic start: {label}: {}",
+                super::escape(status)
+            ));
+        }
+    });
     match result {
-        Ok(_) => Ok(0),
+        Ok(supervised) => {
+            report.done(format_args!(
+                "daemonic start: {label} started (pid {}, keeper {})",
+                supervised.pid(),
+                supervised.keeper_pid()
+            ));
+            Ok(0)
+        }
         Err(err) => {
             if let ErrorKind::AlreadyRunning(pid) = err.kind() {
                 let pid = pid.map_or_else(|| "being started".to_string(), |p| format!("pid {p}"));
-                say!("daemonic start: {label} is already running ({pid})");
-                return Ok(0);
+                report.note(format_args!(
+                    "daemonic start: {label} is already running ({pid})"
+                ));
+                return Ok(report.nothing_done());
             }
             Err(Failure::from_library(&err))
         }
