@@ -530,7 +530,6 @@ const SSD: (&str, &str) = (
      running), 2 still running after the stop schedule, 3 any other error. Usage errors stay 2.",
 );
 
-
 struct Facts {
     exit: &'static [(&'static str, &'static str)],
     topics: &'static [Topic],
@@ -646,7 +645,14 @@ fn facts(subcommand: &str) -> Option<Facts> {
             &[],
         ),
         "signal" => (
-            &[("0", "Sent."), GENERIC, INVALID, PRIVILEGE, NOT_RUNNING, SSD],
+            &[
+                ("0", "Sent."),
+                GENERIC,
+                INVALID,
+                PRIVILEGE,
+                NOT_RUNNING,
+                SSD,
+            ],
             &[Service],
             &[("kill", "1"), ("signal", "7")],
         ),
