@@ -188,8 +188,8 @@ impl Capabilities {
         if !drops_user {
             return refuse(
                 ErrorKind::InvalidInput,
-                "capabilities are kept across a change of user: name the user to run as too \
-                 (without one the program keeps every capability of its caller)"
+                "capabilities are kept across a change of user: name a user other than root \
+                 to run as (as root, or without a user, the program has every capability)"
                     .into(),
             );
         }
@@ -301,14 +301,31 @@ impl fmt::Display for Capabilities {
     }
 }
 
-/// Before `setuid` (in the child, async-signal-safe): keep the permitted set across it.
+/// Before `setuid` (in the child, async-signal-safe): keep the permitted set across it when
+/// capabilities are asked for, and make sure it is not kept otherwise (a host process that set
+/// `PR_SET_KEEPCAPS` itself must not pass its capabilities to the user).
 pub(crate) fn before_setuid(caps: Capabilities) -> std::io::Result<()> {
-    if caps.is_empty() {
-        return Ok(());
-    }
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    rustix::thread::set_keep_capabilities(true)?;
+    rustix::thread::set_keep_capabilities(!caps.is_empty())?;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = caps;
     Ok(())
+}
+
+/// After the drop to a user (async-signal-safe): the process holds no capability beyond `caps`
+/// in its permitted, effective or ambient sets.
+pub(crate) fn holds_only(caps: Capabilities) -> bool {
+    // The kernel keeps the ambient set inside the permitted one.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        rustix::thread::capabilities(None)
+            .is_ok_and(|sets| (sets.permitted.bits() | sets.effective.bits()) & !caps.bits == 0)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = caps;
+        true
+    }
 }
 
 /// After `setuid` (in the child, async-signal-safe): exactly `caps` in the effective,

@@ -316,7 +316,11 @@ pub(crate) fn restart(
     schedule: &Schedule,
     timeout: Duration,
 ) -> Result<Option<u32>, Error> {
-    match ask(pidfile, &Request::Restart(schedule.clone()), timeout)? {
+    // The old program may take the whole schedule to stop; then the new one has `timeout`.
+    let wait = schedule
+        .total_wait()
+        .map_or(Duration::MAX, |stop| stop.saturating_add(timeout));
+    match ask(pidfile, &Request::Restart(schedule.clone()), wait)? {
         None => Ok(None),
         Some(Reply::Done(pid)) => Ok(Some(pid)),
         Some(Reply::NotUp(status)) => Err(Error::new(

@@ -838,7 +838,10 @@ impl Daemon {
         }
         let mut creds =
             identity::resolve(self.user.as_deref(), self.group.as_deref(), self.groups)?;
-        let drops_user = creds.as_ref().is_some_and(|c| c.uid.is_some());
+        // To another user than root: root's exec gets every capability back.
+        let drops_user = creds
+            .as_ref()
+            .is_some_and(|c| c.uid.is_some_and(|u| u != 0));
         self.capabilities.check(drops_user)?;
         if let Some(c) = &mut creds {
             c.caps = self.capabilities;

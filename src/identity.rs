@@ -289,8 +289,12 @@ fn verify(creds: &Credentials) -> Result<(), (Step, io::Error)> {
         if uid != want || euid != want {
             return Err(denied());
         }
-        // It must fail for an unprivileged user (unless CAP_SETUID was kept, by request).
+        // It must fail for an unprivileged user (unless CAP_SETUID was kept, by request), who
+        // holds no capability beyond those asked for.
         if want != 0 && !creds.caps.regains_root() && set_uid(0).is_ok() {
+            return Err(denied());
+        }
+        if want != 0 && !crate::caps::holds_only(creds.caps) {
             return Err(denied());
         }
     }

@@ -35,8 +35,8 @@ impl Program {
     }
 
     /// The name the program sees as `argv[0]` (what `ps` shows), instead of the program as
-    /// given: `exec -a` in a shell, start-stop-daemon's `--startas`/`--name` pairing, libslack
-    /// `daemon --name`-style process names.
+    /// given, as `exec -a` does in a shell. A `#!` script does not see it (the kernel passes the
+    /// script's path to the interpreter instead).
     ///
     /// # Example
     /// ```

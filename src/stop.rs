@@ -203,8 +203,8 @@ impl Schedule {
             })
     }
 
-    /// A schedule from its steps: it must start with a signal and end with a wait; a
-    /// `forever` (at most one) must have a wait longer than zero after it.
+    /// A schedule from its steps: it must start with a signal and end with a wait; after a
+    /// `forever` (at most one) the steps must wait at least 0.1 s in all.
     ///
     /// # Example
     /// ```
@@ -216,11 +216,17 @@ impl Schedule {
     /// ```
     pub fn from_actions(actions: Vec<Action>) -> Option<Schedule> {
         let forever = actions.iter().position(|a| *a == Action::Forever);
+        // What repeats waits long enough not to become a hot loop of signals.
         let repeats_well = forever.is_none_or(|at| {
+            let waits: Duration = actions[at + 1..]
+                .iter()
+                .map(|a| match a {
+                    Action::Wait(d) => *d,
+                    _ => Duration::ZERO,
+                })
+                .sum();
             actions.iter().filter(|a| **a == Action::Forever).count() == 1
-                && actions[at + 1..]
-                    .iter()
-                    .any(|a| matches!(a, Action::Wait(d) if !d.is_zero()))
+                && waits >= Duration::from_millis(100)
         });
         let well_formed = actions.len() <= Schedule::MAX_ACTIONS
             && matches!(actions.first(), Some(Action::Signal(_)))
@@ -240,20 +246,33 @@ impl FromStr for Schedule {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Schedule, String> {
-        // Seconds, to the millisecond, at most ten years (a larger wait is a typo, and would
-        // overflow clocks).
+        // Seconds, to the millisecond (start-stop-daemon takes whole seconds; a fraction is
+        // ours), at most what a keeper's request carries (2^32 - 1 ms, 49 days).
         let seconds = |item: &str| -> Result<Duration, String> {
-            match item.parse::<f64>() {
-                Ok(n) if n.is_finite() && (0.0..=10.0 * 365.0 * 86400.0).contains(&n) => {
-                    Ok(Duration::from_millis((n * 1000.0).round() as u64))
-                }
-                Ok(_) => Err(format!(
-                    "{item:?}: a wait of at most ten years (315360000 s)"
-                )),
-                Err(_) => Err(format!(
-                    "{item:?} is neither a signal nor a number of seconds"
-                )),
+            let (whole, fraction) = item.split_once('.').unwrap_or((item, ""));
+            let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+            if whole.is_empty() && fraction.is_empty()
+                || !digits(whole)
+                || !digits(fraction)
+                || fraction.len() > 3
+                || (item.contains('.') && fraction.is_empty())
+            {
+                return Err(format!(
+                    "{item:?} is neither a signal nor a number of seconds (to the millisecond, as 2 or 0.25)"
+                ));
             }
+            let too_long = || format!("{item:?}: a wait of at most 49 days (4294967 s)");
+            let whole: u64 = match whole {
+                "" => 0,
+                digits => digits.parse().map_err(|_| too_long())?,
+            };
+            let fraction: u64 = format!("{fraction:0<3}").parse().unwrap_or(0);
+            let millis = whole
+                .checked_mul(1000)
+                .and_then(|ms| ms.checked_add(fraction))
+                .filter(|&ms| ms <= u64::from(u32::MAX))
+                .ok_or_else(too_long)?;
+            Ok(Duration::from_millis(millis))
         };
         if !text.contains('/') {
             let wait = seconds(text)?;
@@ -275,6 +294,10 @@ impl FromStr for Schedule {
                 actions.push(Action::Forever);
             } else if item.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
                 actions.push(Action::Wait(seconds(item)?));
+            } else if item.starts_with('+') || item.is_empty() {
+                return Err(format!(
+                    "{item:?} is neither a signal nor a number of seconds"
+                ));
             } else {
                 // start-stop-daemon's -TERM and -15 are signals too.
                 let name = item.strip_prefix('-').unwrap_or(item);
@@ -297,7 +320,8 @@ impl FromStr for Schedule {
             return Err("a schedule ends with a number of seconds to wait".into());
         }
         Schedule::from_actions(actions).ok_or_else(|| {
-            "forever must be followed by a wait longer than 0, as in TERM/5/forever/KILL/5".into()
+            "the steps after forever must wait at least 0.1 s in all, as in TERM/5/forever/KILL/5"
+                .into()
         })
     }
 }
@@ -308,7 +332,15 @@ impl fmt::Display for Schedule {
             .actions
             .iter()
             .map(|a| match a {
-                Action::Signal(s) => signal_name(*s),
+                // A number alone would read back as a wait.
+                Action::Signal(s) => {
+                    let name = signal_name(*s);
+                    if name.starts_with(|c: char| c.is_ascii_digit()) {
+                        format!("-{name}")
+                    } else {
+                        name
+                    }
+                }
                 Action::Wait(d) if d.subsec_millis() == 0 => d.as_secs().to_string(),
                 Action::Wait(d) => format!("{:.3}", d.as_secs_f64())
                     .trim_end_matches('0')
@@ -333,7 +365,7 @@ pub enum Stopped {
 /// Stops the daemon behind `pidfile` following `schedule`, waits until it is gone, and removes
 /// the pidfile.
 ///
-/// Fails with [`ErrorKind::Os`] when the daemon outlives the schedule, and with
+/// Fails with [`ErrorKind::StillRunning`] when the daemon outlives the schedule, and with
 /// [`ErrorKind::AlreadyRunning`] when the lock is held by a process the file does not name.
 ///
 /// # Example
@@ -362,8 +394,15 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
     let pid = process.pid();
     let mut gone = false;
     let mut at = 0;
+    let mut after_kill = false;
     while let Some((action, next)) = schedule.step(at) {
         at = next;
+        // As the keeper does: the kernel needs a moment to end a killed process.
+        let action = match action {
+            Action::Wait(d) if after_kill => Action::Wait(d.max(crate::supervise::KILL_GRACE)),
+            other => other,
+        };
+        after_kill = action == Action::Signal(libc::SIGKILL);
         match action {
             Action::Signal(signal) => {
                 if let Err(err) = process.signal(signal) {
@@ -431,7 +470,8 @@ pub fn signal_group(pidfile: &Path, signal: libc::c_int) -> Result<u32, Error> {
 /// Restarts a supervised program in place: its keeper checks that the program can still be
 /// started, stops it (the whole service) with `schedule`, and starts it again at once. Returns
 /// the new pid once the program is up (ready, if it speaks a readiness protocol), or fails
-/// after `timeout`.
+/// when it is not up `timeout` after the schedule's waits (with `forever`, it waits as long as
+/// the old program takes to go).
 ///
 /// Fails with [`ErrorKind::NotRunning`] when no keeper runs: a stopped service is started with
 /// [`Daemon::supervise`](crate::Daemon::supervise), which knows the program; nothing is replayed
@@ -555,5 +595,50 @@ mod tests {
         let long = ["CONT/0"; 12].join("/") + "/TERM/1";
         assert!(long.parse::<Schedule>().is_err(), "25 steps");
         assert_eq!(Schedule::default().to_string(), "TERM/10/KILL/5");
+    }
+
+    #[test]
+    fn waits_are_seconds_to_the_millisecond_and_signals_print_back_as_signals() {
+        let ms = |text: &str| match text.parse::<Schedule>().map(|s| s.actions()[1]) {
+            Ok(Action::Wait(d)) => Some(d.as_millis()),
+            _ => None,
+        };
+        assert_eq!(ms("TERM/.5"), Some(500));
+        assert_eq!(ms("TERM/0.025"), Some(25));
+        assert_eq!(ms("TERM/4294967.295"), Some(4_294_967_295));
+        for bad in [
+            "TERM/0.0004",
+            "TERM/1e3",
+            "TERM/inf",
+            "TERM/NaN",
+            "TERM/5.",
+            "TERM/.",
+            "TERM/4294967.296",
+            "+5/5",
+            "TERM/+5",
+            "TERM//5",
+        ] {
+            assert!(bad.parse::<Schedule>().is_err(), "{bad}");
+        }
+        for text in [
+            "-40/5",
+            "-15/0.5/forever/-KILL/1.25",
+            "TERM/5/forever/KILL/5",
+        ] {
+            let s: Schedule = text.parse().unwrap();
+            assert_eq!(
+                s.to_string().parse::<Schedule>().unwrap(),
+                s,
+                "{text} -> {s}"
+            );
+        }
+        assert_eq!("-40/5".parse::<Schedule>().unwrap().to_string(), "-40/5");
+        // What repeats must wait 0.1 s in all, or forever is a hot loop.
+        assert!("TERM/forever/HUP/0.001".parse::<Schedule>().is_err());
+        assert!(
+            "TERM/forever/HUP/0.05/KILL/0.05"
+                .parse::<Schedule>()
+                .is_ok()
+        );
     }
 }

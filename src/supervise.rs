@@ -178,7 +178,7 @@ impl Policy {
 }
 
 /// The least time given to a `KILL` to take effect before a stop reports what is still alive.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// Where the keeper stands. Kept apart from the public [`ServiceState`] because a stop's
 /// intention and schedule position are part of it.

@@ -664,7 +664,10 @@ fn restart_runs_the_same_program_again_in_place() {
     let second = pid_in(&pidfile(&sandbox, "d"));
     assert_ne!(first, second);
     wait_gone(first);
-    assert_eq!(programs(&sandbox), vec![second]);
+    // The new script's subshell that wrote the readiness newline may still be leaving.
+    eventually("only the new program runs", || {
+        programs(&sandbox) == vec![second]
+    });
     // The keeper ran the same program again: its flags and environment, from memory.
     assert!(reported_env(&env_file).contains(&"KEPT=1".to_string()));
     assert_eq!(fds(keeper_of(second))[&1], log.display().to_string());
@@ -1221,18 +1224,28 @@ fn stubborn(sandbox: &Sandbox) -> String {
 #[test]
 fn schedules_take_start_stop_daemons_forms_forever_and_fractions() {
     let sandbox = Sandbox::new();
-    let program = stubborn(&sandbox);
+    // Ignores TERM; counts the USR1s it gets and exits after the third: only a schedule that
+    // repeats (forever) ends it.
+    let count = sandbox.path("count");
+    let program = script(
+        &sandbox,
+        "counter.sh",
+        &format!(
+            "trap '' TERM\nn=0\ntrap 'n=$((n+1)); echo $n > {}; [ $n -ge 3 ] && exit 0' USR1\n\
+             \"$DAEMONIC\" notify READY=1\nwhile :; do \"$SLEEP\" 0.02; done",
+            count.display()
+        ),
+    );
     let start = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
     assert_eq!(code(&start), 0, "{}", stderr(&start));
     let pid = pid_in(&pidfile(&sandbox, "d"));
-    // TERM is ignored; after 0.2 s, KILL is repeated every 0.3 s until nothing is left.
     let stop = run(daemonic(&sandbox).args([
         "stop",
         "-n",
         "d",
         "-v",
         "--retry",
-        "-15/0.2/forever/-KILL/0.3",
+        "-15/0.1/forever/-USR1/0.1",
     ]));
     assert_eq!(code(&stop), 0, "{}", stderr(&stop));
     assert!(
@@ -1240,6 +1253,12 @@ fn schedules_take_start_stop_daemons_forms_forever_and_fractions() {
         "{}",
         stderr(&stop)
     );
+    let got: u32 = std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(got >= 3, "USR1 sent again and again: {got}");
     assert!(sandbox.processes().is_empty());
     for bad in [
         "TERM/5/forever/KILL/0",
@@ -1263,7 +1282,11 @@ fn exit_codes_ssd_says_when_nothing_was_done_or_something_still_runs() {
     };
     let start = ["start", "-n", "d", "--notify", "--", &program];
     let first = ssd(&start[..4]);
-    assert_eq!(code(&first), 2, "no program: clap's usage error");
+    assert_eq!(
+        code(&first),
+        3,
+        "no program: a usage error is s-s-d's 3, not its 2"
+    );
     let mut with_program = vec!["start", "-n", "d", "--notify", "--exit-codes", "ssd", "--"];
     with_program.push(&program);
     let started = run(daemonic(&sandbox).args(&with_program));
@@ -1355,7 +1378,7 @@ fn test_mode_checks_and_tells_but_does_nothing() {
         assert!(stderr(&out).contains(&want), "{args:?}: {}", stderr(&out));
     }
     assert_eq!(pid_in(&pidfile(&sandbox, "d")), pid, "untouched");
-    assert_eq!(stat(pid).state, 'S');
+    assert!(!matches!(stat(pid).state, 'T' | 'Z' | 'X'), "still running");
     assert_eq!(code(&run(daemonic(&sandbox).args(["stop", "-n", "d"]))), 0);
 }
 

@@ -1138,19 +1138,22 @@ fn capabilities_survive_the_drop_to_a_user_and_every_restart() {
     let stop = run(daemonic(&sandbox).args(["stop", "-n", "caps"]));
     assert_eq!(code(&stop), 0, "{}", stderr(&stop));
 
-    let refused = run(daemonic(&sandbox).args([
-        "start",
-        "-n",
-        "root",
-        "--cap",
-        "net_raw",
-        "--",
-        &sleeper(&sandbox),
-        "300",
-    ]));
-    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("user"), "{}", stderr(&refused));
-    assert!(!pidfile(&sandbox, "root").exists(), "nothing left behind");
+    // Without a user, or as root, the program would have every capability: refused.
+    for user in [None, Some("root"), Some("0")] {
+        let mut command = daemonic(&sandbox);
+        command.args(["start", "-n", "root", "--cap", "net_raw"]);
+        if let Some(user) = user {
+            command.args(["-u", user]);
+        }
+        let refused = run(command.args(["--", &sleeper(&sandbox), "300"]));
+        assert_eq!(code(&refused), 2, "{user:?}: {}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains("user other than root"),
+            "{}",
+            stderr(&refused)
+        );
+        assert!(!pidfile(&sandbox, "root").exists(), "nothing left behind");
+    }
     let unknown = run(daemonic(&sandbox)
         .args(["start", "-n", "x", "-u", "nobody", "--cap", "net_bind"])
         .args(["--", &sleeper(&sandbox), "300"]));

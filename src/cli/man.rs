@@ -527,7 +527,7 @@ const NOT_RUNNING: (&str, &str) = ("7", "The service is not running.");
 const SSD: (&str, &str) = (
     "--exit-codes ssd",
     "start-stop-daemon's codes instead: 0 done, 1 nothing was done (already running, not \
-     running), 2 still running after the stop schedule, 3 any other error. Usage errors stay 2.",
+     running), 2 still running after the stop schedule, 3 any other error. Usage errors too are 3.",
 );
 
 struct Facts {

@@ -32,7 +32,7 @@ Exit codes (LSB init-script conventions):
     4  unknown (the pidfile or its record cannot be read)
   start, stop, restart, signal with --exit-codes ssd (start-stop-daemon's):
     0  done; 1 nothing was done (already running, not running); 2 still running after the
-    stop schedule; 3 any other error (usage errors stay 2)";
+    stop schedule; 3 any other error, usage errors included";
 
 /// Start any program as a correct Unix daemon under a small keeper that restarts it, stops all
 /// of it and knows its state; wait until it is ready; then stop, restart, signal and inspect it.
@@ -287,9 +287,24 @@ fn parse() -> Cli {
         let parsed = command
             .try_get_matches()
             .and_then(|matches| Cli::from_arg_matches(&matches));
-        return parsed.unwrap_or_else(|err| err.exit());
+        return parsed.unwrap_or_else(|err| usage_error(err));
     }
-    Cli::parse()
+    Cli::try_parse().unwrap_or_else(|err| usage_error(err))
+}
+
+/// Ends with clap's message: help and version with 0, a usage error with 2, or with 3 under
+/// `--exit-codes ssd` (start-stop-daemon's "other error": its 2 means still running).
+fn usage_error(err: clap::Error) -> ! {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let ssd = args.iter().any(|a| a == "--exit-codes=ssd")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--exit-codes" && w[1] == "ssd");
+    if ssd && err.use_stderr() {
+        let _ = err.print();
+        std::process::exit(3);
+    }
+    err.exit()
 }
 
 /// Runs the command; returns its exit status.

@@ -219,6 +219,12 @@ fn parse_ionice(text: &str) -> Result<(daemonic::IoClass, u8), String> {
     let (class, level) = text
         .split_once(':')
         .map_or((text, None), |(c, l)| (c, Some(l)));
+    // start-stop-daemon spells it real-time.
+    let class = if class.eq_ignore_ascii_case("real-time") {
+        "realtime"
+    } else {
+        class
+    };
     let class = daemonic::IoClass::from_name(class)
         .ok_or_else(|| format!("unknown I/O class {class:?}: realtime, best-effort or idle"))?;
     let level = match level {
@@ -248,7 +254,9 @@ fn parse_sched(text: &str) -> Result<(daemonic::Scheduler, i32), String> {
             .map(|p| (policy, p))
             .ok_or_else(|| format!("priority {p:?} is not 1-99")),
         (true, None) => Err(format!("{name} needs a priority: {name}:1 to {name}:99")),
+        // start-stop-daemon's other:0 is the same as other.
         (false, None) => Ok((policy, 0)),
+        (false, Some("0")) => Ok((policy, 0)),
         (false, Some(_)) => Err(format!("{name} takes no priority (only fifo and rr do)")),
     }
 }
