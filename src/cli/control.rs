@@ -110,8 +110,8 @@ fn stop_service(args: &StopArgs) -> Result<u8, Failure> {
         None => args.retry.clone(),
     };
     if report.test {
-        return Ok(match super::holder(&pidfile) {
-            Some(holder) => {
+        return Ok(match super::holder(&pidfile)? {
+            Some((holder, _)) => {
                 report.done(format_args!(
                     "daemonic stop: would stop {label} ({holder}) and everything beneath it: {schedule}"
                 ));
@@ -173,7 +173,11 @@ fn restart_service(args: &RestartArgs) -> Result<u8, Failure> {
     let label = args.target.label();
     let pidfile = args.target.pidfile()?;
     if report.test {
-        let holder = super::holder(&pidfile).ok_or_else(|| not_running(&label))?;
+        // Only a keeper restarts in place.
+        let holder = match super::holder(&pidfile)? {
+            Some((holder, true)) => holder,
+            _ => return Err(not_running(&label)),
+        };
         report.done(format_args!(
             "daemonic restart: would restart {label} ({holder}), stopping it with {}",
             args.retry
@@ -207,7 +211,7 @@ fn send(args: &SignalArgs) -> Result<u8, Failure> {
         ""
     };
     if report.test {
-        let holder = super::holder(&pidfile)
+        let (holder, _) = super::holder(&pidfile)?
             .ok_or_else(|| Failure::new(7, format!("{label} is not running")))?;
         report.done(format_args!(
             "daemonic signal: would send {name} to {whom}{label} ({holder})"

@@ -197,14 +197,28 @@ impl Reporting {
     }
 }
 
-/// Who holds `pidfile` now ("pid N", or "being started"), if anyone: for dry runs.
-pub fn holder(pidfile: &std::path::Path) -> Option<String> {
-    let state = daemonic::PidfileState::read(pidfile).ok()?;
-    state.is_locked().then(|| {
-        state
-            .pid()
-            .map_or_else(|| "being started".to_string(), |p| format!("pid {p}"))
-    })
+/// Who holds `pidfile` now, for dry runs: "pid N" (or "being started") and whether a keeper
+/// runs it (what `restart` needs); `None` when no one does. A path that is no regular file
+/// fails as the real command would.
+pub fn holder(pidfile: &std::path::Path) -> Result<Option<(String, bool)>, Failure> {
+    if std::fs::symlink_metadata(pidfile).is_ok_and(|m| !m.is_file()) {
+        return Err(Failure::new(
+            2,
+            format!("pidfile {}: not a regular file", pidfile.display()),
+        ));
+    }
+    let state = daemonic::PidfileState::read(pidfile).map_err(|e| Failure::from_library(&e))?;
+    if !state.is_locked() {
+        return Ok(None);
+    }
+    let supervised = daemonic::ServiceStatus::read(pidfile)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.keeper_alive());
+    let who = state
+        .pid()
+        .map_or_else(|| "being started".to_string(), |p| format!("pid {p}"));
+    Ok(Some((who, supervised)))
 }
 
 /// A program and its arguments as a shell would take them back (quoted where needed, control

@@ -583,7 +583,15 @@ fn start(args: &StartArgs) -> Result<u8, Failure> {
         let path = daemon
             .check_program(&program)
             .map_err(|e| Failure::from_library(&e))?;
-        if let Some(holder) = super::holder(&pidfile) {
+        // A named service's run directory would be made; a given pidfile's must exist.
+        let dir = pidfile.parent().unwrap_or(std::path::Path::new("/"));
+        if args.target.name.is_none() && !dir.is_dir() {
+            return Err(Failure::new(
+                2,
+                format!("pidfile directory {}: not a directory", dir.display()),
+            ));
+        }
+        if let Some((holder, _)) = super::holder(&pidfile)? {
             report.note(format_args!(
                 "daemonic start: {label} is already running ({holder}): nothing to do"
             ));
