@@ -8,7 +8,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1129,10 +1129,7 @@ impl Daemon {
     /// launcher and end the process; this never returns an error into the caller's code.
     fn finish_in_daemon(&self, mut launch: Launch) -> Running {
         if let Err((step, err)) = daemon_steps(&mut launch) {
-            channel::send(
-                launch.status_w.as_raw_fd(),
-                Record::Failed(step, errno(&err)),
-            );
+            channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
             // SAFETY: _exit ends the process without running destructors or flushing the
             // launcher's buffers a second time.
             unsafe { libc::_exit(1) };
@@ -1275,7 +1272,7 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
     // Buffered output would otherwise be written once by each process.
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
-    let status_fd = launch.status_w.as_raw_fd();
+    let status_fd = launch.status_w.as_fd();
     // SAFETY: validate() checked that this process runs one thread, so the child may run
     // anything; the child below uses only system calls and _exit until the daemon steps.
     let child1 = unsafe { libc::fork() };
@@ -1446,9 +1443,8 @@ fn redirect_stdio(launch: &Launch) -> Result<(), (Step, io::Error)> {
 
 /// In the daemon (exec mode): the steps, then execve. Never returns.
 fn exec_in_daemon(mut launch: Launch) -> ! {
-    let status_fd = launch.status_w.as_raw_fd();
     if let Err((step, err)) = daemon_steps(&mut launch) {
-        channel::send(status_fd, Record::Failed(step, errno(&err)));
+        channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
         // SAFETY: see finish_in_daemon.
         unsafe { libc::_exit(1) };
     }
@@ -1464,7 +1460,7 @@ fn exec_in_daemon(mut launch: Launch) -> ! {
     }
     // Only reached when execve failed: the launcher reads this instead of end-of-file.
     channel::send(
-        status_fd,
+        launch.status_w.as_fd(),
         Record::Failed(Step::Exec, errno(&io::Error::last_os_error())),
     );
     // SAFETY: see finish_in_daemon.
@@ -1622,16 +1618,15 @@ fn keeper_in_daemon(
     logs: [Option<crate::log::LogConfig>; 2],
     syslog: Option<crate::log::SyslogConfig>,
 ) -> ! {
-    let status_fd = launch.status_w.as_raw_fd();
     if let Err((step, err)) = keeper_steps(&mut launch, true) {
-        channel::send(status_fd, Record::Failed(step, errno(&err)));
+        channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
         // SAFETY: see finish_in_daemon.
         unsafe { libc::_exit(1) };
     }
     // The status pipe moves into the keeper's setup, which a failing Keeper::new drops: a copy
     // to report that failure through.
     // SAFETY: F_DUPFD_CLOEXEC on our own descriptor; the copy is owned below.
-    let report = unsafe { libc::fcntl(status_fd, libc::F_DUPFD_CLOEXEC, 3) };
+    let report = unsafe { libc::fcntl(launch.status_w.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
     // SAFETY: a fresh descriptor, ours alone (or -1, not wrapped).
     let report =
         (report >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(report) });
@@ -1650,7 +1645,7 @@ fn keeper_in_daemon(
         Ok(keeper) => keeper,
         Err((step, err)) => {
             if let Some(report) = &report {
-                channel::send(report.as_raw_fd(), Record::Failed(step, errno(&err)));
+                channel::send(report.as_fd(), Record::Failed(step, errno(&err)));
             }
             // SAFETY: see finish_in_daemon.
             unsafe { libc::_exit(1) }

@@ -13,7 +13,7 @@
 
 use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -956,7 +956,7 @@ impl Keeper {
             _ => None,
         };
         let child = ChildFds {
-            errors: errors_w.as_raw_fd(),
+            errors: errors_w.as_fd(),
             ready: ready_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
             stderr: self
                 .err_output
@@ -1004,7 +1004,7 @@ impl Keeper {
             let _ = files.pidfile.write_pid(pid);
         }
         if let Some(launcher) = &self.launcher {
-            channel::send(launcher.as_raw_fd(), Record::Program(pid));
+            channel::send(launcher.as_fd(), Record::Program(pid));
         }
         Ok(pid)
     }
@@ -1079,7 +1079,7 @@ impl Keeper {
                 if !self.machine.is_ready() {
                     // (The output was drained above: the launcher has it before the exit.)
                     if let Some(launcher) = &self.launcher {
-                        channel::send(launcher.as_raw_fd(), Record::Exited(wait_status));
+                        channel::send(launcher.as_fd(), Record::Exited(wait_status));
                     }
                 }
                 self.feed(Event::Exited { exit, alone });
@@ -1120,7 +1120,7 @@ impl Keeper {
                     path.map_or_else(String::new, |p| p.to_string()),
                     FORKING_WAIT.as_secs()
                 );
-                channel::send_text(launcher.as_raw_fd(), text.as_bytes());
+                channel::send_text(launcher.as_fd(), text.as_bytes());
             }
             self.report_failure(Step::Readiness, libc::ESRCH);
             self.feed(Event::SpawnFailed);
@@ -1134,7 +1134,7 @@ impl Keeper {
             let _ = files.pidfile.write_pid(pid);
         }
         if let Some(launcher) = &self.launcher {
-            channel::send(launcher.as_raw_fd(), Record::Program(pid));
+            channel::send(launcher.as_fd(), Record::Program(pid));
         }
         self.feed(Event::MainPid(pid));
     }
@@ -1184,7 +1184,7 @@ impl Keeper {
     fn read_signals(&mut self) {
         let mut child = false;
         let mut received = Vec::new();
-        while let Some(signo) = crate::signals::read_signalfd(self.signals.as_raw_fd()) {
+        while let Some(signo) = crate::signals::read_signalfd(self.signals.as_fd()) {
             if signo == libc::SIGCHLD {
                 child = true;
             } else {
@@ -1244,7 +1244,7 @@ impl Keeper {
         }
         if let (Some(extend), Some(launcher)) = (message.extend_timeout, &self.launcher) {
             let ms = u32::try_from(extend.as_millis()).unwrap_or(u32::MAX);
-            channel::send(launcher.as_raw_fd(), Record::Extend(ms));
+            channel::send(launcher.as_fd(), Record::Extend(ms));
         }
         if let Some(errno) = message.errno.filter(|&e| e > 0)
             && !self.machine.is_ready()
@@ -1267,7 +1267,7 @@ impl Keeper {
         self.status_text.clear();
         self.status_text.push_str(&text[..end]);
         if let Some(launcher) = &self.launcher {
-            channel::send_text(launcher.as_raw_fd(), self.status_text.as_bytes());
+            channel::send_text(launcher.as_fd(), self.status_text.as_bytes());
         }
         if self.foreground {
             let _ = notify::notify(&["STATUS=", &self.status_text].concat());
@@ -1296,7 +1296,7 @@ impl Keeper {
                 && let Some(launcher) = &self.launcher
             {
                 channel::send(
-                    launcher.as_raw_fd(),
+                    launcher.as_fd(),
                     Record::Failed(Step::Readiness, libc::EPIPE),
                 );
             }
@@ -1796,7 +1796,7 @@ impl Keeper {
                 if self.machine.state() == ServiceState::Ready {
                     self.drain_output();
                 }
-                channel::send(launcher.as_raw_fd(), Record::Ready);
+                channel::send(launcher.as_fd(), Record::Ready);
             }
             self.relay = None;
         }
@@ -1816,7 +1816,7 @@ impl Keeper {
     /// The launcher hears why the start failed (once).
     fn report_failure(&mut self, step: Step, errno: i32) {
         if let Some(launcher) = &self.launcher {
-            channel::send(launcher.as_raw_fd(), Record::Failed(step, errno));
+            channel::send(launcher.as_fd(), Record::Failed(step, errno));
         }
     }
 
@@ -1837,7 +1837,7 @@ impl Keeper {
             };
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, LOG_RETRY.as_millis() as libc::c_int) };
-            while let Some(signo) = crate::signals::read_signalfd(pfd.fd) {
+            while let Some(signo) = crate::signals::read_signalfd(self.signals.as_fd()) {
                 if signo == libc::SIGTERM || signo == libc::SIGINT {
                     return;
                 }
@@ -1988,9 +1988,10 @@ fn fork_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
     Ok(pid as u32)
 }
 
-/// The descriptors the program's steps use, as numbers (nothing is dropped in the child).
-struct ChildFds {
-    errors: RawFd,
+/// The descriptors the program's steps use: the error pipe borrowed (it stays open in the child
+/// until its exec), the rest as numbers (nothing is dropped in the child).
+struct ChildFds<'a> {
+    errors: BorrowedFd<'a>,
     ready: Option<RawFd>,
     stderr: Option<RawFd>,
     /// The pipe standard output goes through (the same as stderr's for one file or one log,
@@ -2050,7 +2051,7 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
     let mut keep = [0 as RawFd; 64];
     let mut n = 0;
     let ours = [
-        Some(fds.errors),
+        Some(fds.errors.as_raw_fd()),
         match spec.readiness {
             Readiness::Fd(t) => Some(t),
             _ => None,

@@ -7,7 +7,7 @@
 //! event) to the next state.
 
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::channel::{Receiver, Record};
@@ -455,7 +455,7 @@ impl Launcher {
         const PIDFD: usize = 4;
         let fd_of = |o: Option<RawFd>| o.unwrap_or(-1);
         let mut fds = [
-            (!self.status.is_closed()).then(|| self.status.fd()),
+            (!self.status.is_closed()).then(|| self.status.fd().as_raw_fd()),
             self.relay.as_ref().map(AsRawFd::as_raw_fd),
             self.ready.as_ref().map(AsRawFd::as_raw_fd),
             self.notify.as_ref().map(notify::Listener::fd),
@@ -517,7 +517,7 @@ impl Launcher {
 
     fn status_readable(&self) -> bool {
         let mut pfd = libc::pollfd {
-            fd: self.status.fd(),
+            fd: self.status.fd().as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -820,7 +820,7 @@ impl Interrupts {
 
     /// The interrupt received, if any.
     fn take(&self) -> Option<Event> {
-        crate::signals::read_signalfd(self.fd.as_ref()?.as_raw_fd()).map(Event::Interrupted)
+        crate::signals::read_signalfd(self.fd.as_ref()?.as_fd()).map(Event::Interrupted)
     }
 }
 
