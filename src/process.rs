@@ -148,22 +148,24 @@ impl Process {
 ///
 /// References: poll(2).
 pub(crate) fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> bool {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::event::{PollFd, PollFlags, poll};
     let mut pfd = [PollFd::new(&fd, PollFlags::IN)];
-    // Whole milliseconds, at most i32::MAX of them, as poll(2) takes them.
-    let timeout = timeout.map(|t| {
-        let ms = t.as_millis().min(i32::MAX as u128) as i32;
-        Timespec {
-            tv_sec: (ms / 1000).into(),
-            tv_nsec: (ms % 1000 * 1_000_000).into(),
-        }
-    });
+    let timeout = timeout.map(|t| poll_timeout(t.as_millis().min(i32::MAX as u128) as i32));
     loop {
         match poll(&mut pfd, timeout.as_ref()) {
             Ok(n) => return n > 0,
             Err(rustix::io::Errno::INTR) => {}
             Err(_) => return false,
         }
+    }
+}
+
+/// A timeout of `ms` milliseconds (0 to `i32::MAX`, as poll(2) takes them) for rustix's `poll`,
+/// which takes a `Timespec`.
+pub(crate) fn poll_timeout(ms: i32) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: (ms / 1000).into(),
+        tv_nsec: (ms % 1000 * 1_000_000).into(),
     }
 }
 
