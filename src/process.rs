@@ -160,6 +160,17 @@ pub(crate) fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> bool {
     }
 }
 
+/// Ends this process at once with `code`: no destructors, no `atexit` handlers, no flush of the
+/// stdio buffers (a forked copy must not write its parent's buffered output a second time). What
+/// the processes between fork and exec leave with. Async-signal-safe.
+///
+/// References: _exit(2).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // libc: rustix's exit_group is in its unstable `runtime` module only.
+    // SAFETY: _exit has no preconditions, and leaving without running destructors is safe.
+    unsafe { libc::_exit(code) }
+}
+
 /// A timeout of `ms` milliseconds (0 to `i32::MAX`, as poll(2) takes them) for rustix's `poll`,
 /// which takes a `Timespec`.
 pub(crate) fn poll_timeout(ms: i32) -> rustix::event::Timespec {
