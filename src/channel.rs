@@ -8,7 +8,7 @@
 //! the length, then the bytes, in the same single write).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::error::Step;
 
@@ -89,13 +89,13 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Sends one record. Async-signal-safe. Errors are ignored: a launcher that is gone cannot be
 /// told anything, and the daemon's own behaviour does not depend on it being heard.
-pub(crate) fn send(fd: RawFd, record: Record) {
+pub(crate) fn send(fd: BorrowedFd<'_>, record: Record) {
     write_once(fd, &record.encode());
 }
 
 /// Sends a text record (at most 1 KiB of it), header and bytes in one write. Not for use between
 /// fork and exec (the keeper sends these from its loop).
-pub(crate) fn send_text(fd: RawFd, text: &[u8]) {
+pub(crate) fn send_text(fd: BorrowedFd<'_>, text: &[u8]) {
     let len = text.len().min(TEXT_MAX);
     let mut buf = [0u8; RECORD + TEXT_MAX];
     buf[0] = 6;
@@ -105,10 +105,7 @@ pub(crate) fn send_text(fd: RawFd, text: &[u8]) {
 }
 
 /// One write (below `PIPE_BUF`, so it arrives whole), retried on `EINTR`. Async-signal-safe.
-fn write_once(fd: RawFd, buf: &[u8]) {
-    // SAFETY: callers pass the write end of a status pipe (or a keeper's error pipe) that they
-    // hold open while they send.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+fn write_once(fd: BorrowedFd<'_>, buf: &[u8]) {
     while let Err(rustix::io::Errno::INTR) = rustix::io::write(fd, buf) {}
 }
 
@@ -129,8 +126,8 @@ impl Receiver {
         }
     }
 
-    pub(crate) fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Whether the write ends are all closed (exit or exec of everyone holding one).
@@ -197,8 +194,8 @@ mod tests {
         ];
         for record in sent.clone() {
             match record {
-                Record::Text(text) => send_text(write.as_raw_fd(), text.as_bytes()),
-                other => send(write.as_raw_fd(), other),
+                Record::Text(text) => send_text(write.as_fd(), text.as_bytes()),
+                other => send(write.as_fd(), other),
             }
         }
         drop(write);

@@ -8,11 +8,14 @@
 
 use std::ffi::{CString, OsStr};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use rustix::fs::Mode;
+use rustix::process::{Pid, Resource, Rlimit, getpid, umask};
 
 use crate::channel::{self, Record};
 use crate::env::Environment;
@@ -22,6 +25,7 @@ use crate::identity::{self, Credentials, Groups};
 use crate::launcher::{self, Launcher, Progress, Readiness};
 use crate::notify;
 use crate::pidfile::Pidfile;
+use crate::process;
 use crate::program::{self, Program};
 use crate::running::{Running, Spawned, Supervised};
 use crate::signals;
@@ -1132,13 +1136,8 @@ impl Daemon {
     /// launcher and end the process; this never returns an error into the caller's code.
     fn finish_in_daemon(&self, mut launch: Launch) -> Running {
         if let Err((step, err)) = daemon_steps(&mut launch) {
-            channel::send(
-                launch.status_w.as_raw_fd(),
-                Record::Failed(step, errno(&err)),
-            );
-            // SAFETY: _exit ends the process without running destructors or flushing the
-            // launcher's buffers a second time.
-            unsafe { libc::_exit(1) };
+            channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
+            process::exit_now(1);
         }
         let mut running = launch.into_running(false);
         if self.ready_at_start {
@@ -1278,7 +1277,7 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
     // Buffered output would otherwise be written once by each process.
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
-    let status_fd = launch.status_w.as_raw_fd();
+    let status_fd = launch.status_w.as_fd();
     // SAFETY: validate() checked that this process runs one thread, so the child may run
     // anything; the child below uses only system calls and _exit until the daemon steps.
     let child1 = unsafe { libc::fork() };
@@ -1298,30 +1297,23 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
     }
     // First child: a new session without a controlling terminal, then the second fork so the
     // daemon is not a session leader and can never acquire a terminal again.
-    // SAFETY: getpid has no preconditions.
-    let child1 = unsafe { libc::getpid() };
-    // SAFETY: setsid, fork, getpid and _exit are async-signal-safe system calls.
-    unsafe {
-        if libc::setsid() < 0 {
-            channel::send(
-                status_fd,
-                Record::Failed(Step::Setsid, errno(&io::Error::last_os_error())),
-            );
-            libc::_exit(1);
-        }
-        match libc::fork() {
-            -1 => {
-                channel::send(
-                    status_fd,
-                    Record::Failed(Step::Fork, errno(&io::Error::last_os_error())),
-                );
-                libc::_exit(1);
-            }
-            0 => {}
-            _ => libc::_exit(0),
-        }
-        channel::send(status_fd, Record::Pid(libc::getpid() as u32));
+    let child1 = getpid();
+    if let Err(err) = rustix::process::setsid() {
+        channel::send(status_fd, Record::Failed(Step::Setsid, err.raw_os_error()));
+        process::exit_now(1);
     }
+    // SAFETY: the first child runs one thread (a fork of a single-threaded launcher); it makes
+    // system calls only before it leaves.
+    match unsafe { libc::fork() } {
+        -1 => {
+            let err = io::Error::last_os_error();
+            channel::send(status_fd, Record::Failed(Step::Fork, errno(&err)));
+            process::exit_now(1);
+        }
+        0 => {}
+        _ => process::exit_now(0),
+    }
+    channel::send(status_fd, Record::Pid(getpid().as_raw_pid() as u32));
     wait_until_reparented(child1);
     Ok(Fork::Daemon(ends))
 }
@@ -1331,33 +1323,23 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
 /// only after the kernel has reparented the exiting process's children. Async-signal-safe.
 ///
 /// References: pidfd_open(2), exit(2).
-fn wait_until_reparented(child1: libc::pid_t) {
+fn wait_until_reparented(child1: Pid) {
+    use rustix::process::getppid;
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child1, 0) } as libc::c_int;
-        if fd >= 0 {
-            // Opened while child1 was still our parent, the pidfd is child1's (a pid is not
-            // reused while its process exists); otherwise we were reparented already.
-            // SAFETY: getppid has no preconditions.
-            if unsafe { libc::getppid() } == child1 {
-                let mut pfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd; EINTR just ends the wait early.
-                unsafe { libc::poll(&mut pfd, 1, -1) };
-            }
-            // SAFETY: `fd` was opened above and is closed once.
-            unsafe { libc::close(fd) };
-            return;
+    if let Ok(pidfd) = rustix::process::pidfd_open(child1, rustix::process::PidfdFlags::empty()) {
+        // Opened while child1 was still our parent, the pidfd is child1's (a pid is not reused
+        // while its process exists); otherwise we were reparented already.
+        if getppid() == Some(child1) {
+            use rustix::event::{PollFd, PollFlags};
+            let mut pfd = [PollFd::new(&pidfd, PollFlags::IN)];
+            // EINTR just ends the wait early.
+            let _ = rustix::event::poll(&mut pfd, None);
         }
+        return;
     }
     // No pidfds: yield until the parent changes.
-    // SAFETY: getppid and sched_yield have no preconditions.
-    while unsafe { libc::getppid() } == child1 {
-        unsafe { libc::sched_yield() };
+    while getppid() == Some(child1) {
+        rustix::thread::sched_yield();
     }
 }
 
@@ -1387,37 +1369,28 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
         fds::set_cloexec(target, false).map_err(|e| (Step::Pidfile, e))?;
     }
     // Step 10.
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(launch.umask) };
+    umask(Mode::from_bits_retain(launch.umask));
     // Resource controls, while privileged (raising a limit or lowering nice needs it) and
     // before the chroot (the OOM score is written through /proc).
     launch.resources.apply()?;
     // Step 11, inside the chroot when there is one (entered while still privileged).
+    // The paths are `&CStr`s: rustix passes them on without copying them.
     if let Some(root) = &launch.checked.chroot {
-        // SAFETY: a valid C string path.
-        if unsafe { libc::chroot(root.as_ptr()) } != 0 {
-            return Err((Step::Chroot, io::Error::last_os_error()));
-        }
+        rustix::process::chroot(root.as_c_str()).map_err(|e| (Step::Chroot, e.into()))?;
     }
-    // SAFETY: a valid C string path.
-    if unsafe { libc::chdir(launch.checked.workdir.as_ptr()) } != 0 {
-        return Err((Step::Chdir, io::Error::last_os_error()));
-    }
+    rustix::process::chdir(launch.checked.workdir.as_c_str())
+        .map_err(|e| (Step::Chdir, e.into()))?;
     // Step 12: the final pid, now that there will be no more forks.
     if let Some(p) = &launch.pidfile {
-        // SAFETY: getpid cannot fail.
-        let pid = unsafe { libc::getpid() } as u32;
+        let pid = getpid().as_raw_pid() as u32;
         p.write_pid(pid).map_err(|e| (Step::Pidfile, e))?;
     }
     if launch.no_core {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let zero = Rlimit {
+            current: Some(0),
+            maximum: Some(0),
         };
-        // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
-            return Err((Step::NoCore, io::Error::last_os_error()));
-        }
+        rustix::process::setrlimit(Resource::Core, zero).map_err(|e| (Step::NoCore, e.into()))?;
     }
     // Step 13: setgroups, setgid, setuid, then check root cannot be regained.
     if let Some(creds) = &launch.checked.creds {
@@ -1449,13 +1422,12 @@ fn redirect_stdio(launch: &Launch) -> Result<(), (Step, io::Error)> {
 
 /// In the daemon (exec mode): the steps, then execve. Never returns.
 fn exec_in_daemon(mut launch: Launch) -> ! {
-    let status_fd = launch.status_w.as_raw_fd();
     if let Err((step, err)) = daemon_steps(&mut launch) {
-        channel::send(status_fd, Record::Failed(step, errno(&err)));
-        // SAFETY: see finish_in_daemon.
-        unsafe { libc::_exit(1) };
+        channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
+        process::exit_now(1);
     }
     if let Some(exec) = &launch.exec {
+        // libc: rustix has no public execve (only in its unstable `runtime` module).
         // SAFETY: the path and both arrays are NUL-terminated and were built before the fork.
         unsafe {
             libc::execve(
@@ -1466,12 +1438,12 @@ fn exec_in_daemon(mut launch: Launch) -> ! {
         };
     }
     // Only reached when execve failed: the launcher reads this instead of end-of-file.
+    let err = io::Error::last_os_error();
     channel::send(
-        status_fd,
-        Record::Failed(Step::Exec, errno(&io::Error::last_os_error())),
+        launch.status_w.as_fd(),
+        Record::Failed(Step::Exec, errno(&err)),
     );
-    // SAFETY: see finish_in_daemon.
-    unsafe { libc::_exit(127) }
+    process::exit_now(127)
 }
 
 /// The keeper's own steps, after the forks (or in the foreground): default signal dispositions
@@ -1493,12 +1465,8 @@ fn keeper_steps(launch: &mut Launch, detached: bool) -> Result<(), (Step, io::Er
         }
     }
     if detached {
-        // SAFETY: umask cannot fail; chdir takes a valid C string.
-        unsafe { libc::umask(0o022) };
-        // SAFETY: as above.
-        if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
-            return Err((Step::Chdir, io::Error::last_os_error()));
-        }
+        umask(Mode::from_bits_retain(0o022));
+        rustix::process::chdir(c"/").map_err(|e| (Step::Chdir, e.into()))?;
     }
     Ok(())
 }
@@ -1570,7 +1538,9 @@ fn keeper_setup(
         keep: keep_user,
         shared_output: shared_output(&stdio_targets),
         output_file: stdio_targets[2].path().map(Path::to_path_buf),
-        // SAFETY: isatty only asks.
+        // libc: rustix's isatty is behind its `termios` feature, and takes a `BorrowedFd`; this
+        // one call does not pay for the feature.
+        // SAFETY: isatty only asks (and says no for a closed descriptor).
         tty: foreground && unsafe { libc::isatty(0) } == 1,
     };
     let (launcher, kept) = match foreground {
@@ -1599,8 +1569,7 @@ fn keeper_setup(
 fn remove_own(path: &Path, expected: impl Fn(std::fs::FileType) -> bool) {
     use std::os::unix::fs::MetadataExt;
     if let Ok(meta) = std::fs::symlink_metadata(path)
-        // SAFETY: geteuid has no preconditions.
-        && meta.uid() == unsafe { libc::geteuid() }
+        && meta.uid() == rustix::process::geteuid().as_raw()
         && expected(meta.file_type())
     {
         let _ = std::fs::remove_file(path);
@@ -1625,19 +1594,13 @@ fn keeper_in_daemon(
     logs: [Option<crate::log::LogConfig>; 2],
     syslog: Option<crate::log::SyslogConfig>,
 ) -> ! {
-    let status_fd = launch.status_w.as_raw_fd();
     if let Err((step, err)) = keeper_steps(&mut launch, true) {
-        channel::send(status_fd, Record::Failed(step, errno(&err)));
-        // SAFETY: see finish_in_daemon.
-        unsafe { libc::_exit(1) };
+        channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
+        process::exit_now(1);
     }
     // The status pipe moves into the keeper's setup, which a failing Keeper::new drops: a copy
     // to report that failure through.
-    // SAFETY: F_DUPFD_CLOEXEC on our own descriptor; the copy is owned below.
-    let report = unsafe { libc::fcntl(status_fd, libc::F_DUPFD_CLOEXEC, 3) };
-    // SAFETY: a fresh descriptor, ours alone (or -1, not wrapped).
-    let report =
-        (report >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(report) });
+    let report = rustix::io::fcntl_dupfd_cloexec(&launch.status_w, 3).ok();
     let (mut setup, _) = keeper_setup(launch, readiness, policy, false);
     setup.reexec = image;
     let [log, log_stderr] = logs;
@@ -1653,17 +1616,16 @@ fn keeper_in_daemon(
         Ok(keeper) => keeper,
         Err((step, err)) => {
             if let Some(report) = &report {
-                channel::send(report.as_raw_fd(), Record::Failed(step, errno(&err)));
+                channel::send(report.as_fd(), Record::Failed(step, errno(&err)));
             }
-            // SAFETY: see finish_in_daemon.
-            unsafe { libc::_exit(1) }
+            process::exit_now(1)
         }
     };
     drop(report);
     keeper.run();
-    // SAFETY: the keeper's work is done; _exit skips destructors that belong to the launcher's
-    // copy of this process image.
-    unsafe { libc::_exit(0) }
+    // The keeper's work is done; what is left to drop belongs to the launcher's copy of this
+    // process image.
+    process::exit_now(0)
 }
 
 /// The launcher's end of `start()`: exit 0 when ready, else one line on stderr and exit 1.
@@ -1770,16 +1732,10 @@ fn c_path(path: &Path, step: Step) -> Result<CString, Error> {
 /// The program finds the pidfile lock there, far from the low numbers it allocates itself;
 /// capped at 1024 so the kernel's descriptor table stays small.
 fn high_free_fd(keep: &[RawFd], ready: Option<RawFd>) -> RawFd {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        RawFd::try_from(limit.rlim_cur).unwrap_or(1024)
-    } else {
-        1024
-    };
+    let soft = rustix::process::getrlimit(Resource::Nofile)
+        .current
+        .and_then(|n| RawFd::try_from(n).ok())
+        .unwrap_or(1024);
     let mut fd = soft.min(1024) - 1;
     while fd > 3 && (keep.contains(&fd) || ready == Some(fd)) {
         fd -= 1;

@@ -32,17 +32,22 @@ pub(crate) use entry_point;
 /// `SIGPIPE` (a write to a closed pipe is an error to report, not death): as the runtime does.
 #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 pub fn init() {
+    use rustix::fs::{Mode, OFlags};
     for fd in 0..3 {
+        // libc: rustix's fcntl_getfd takes a `BorrowedFd`, which must be open: this asks whether
+        // it is.
         // SAFETY: F_GETFD only asks whether the descriptor is open.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            // The lowest free number: `fd` itself, as 0-2 are filled in order.
-            // SAFETY: a constant C string path; the descriptor is ours for the process's life.
-            if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } == -1 {
+            // The lowest free number: `fd` itself, as 0-2 are filled in order. Not close-on-exec
+            // (a standard stream), and the process's for its whole life.
+            match rustix::fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()) {
+                Ok(null) => std::mem::forget(null),
                 // As the runtime does: without standard descriptors nothing can be trusted.
-                std::process::abort();
+                Err(_) => std::process::abort(),
             }
         }
     }
+    // libc: rustix has no public wrapper for signal or sigaction.
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }

@@ -13,10 +13,14 @@
 
 use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, Resource, Rlimit, Signal, WaitOptions};
 
 use crate::channel::{self, Record};
 use crate::control::{self, Reply, Request};
@@ -393,13 +397,13 @@ impl Keeper {
     /// Prepares the keeper in its own process (after the daemon steps, or in the foreground):
     /// subreaper, signals, control socket. Fails with the step and OS error.
     pub(crate) fn new(setup: Setup) -> Result<Keeper, (Step, io::Error)> {
-        // SAFETY: getpid has no preconditions.
-        let keeper_pid = unsafe { libc::getpid() } as u32;
+        let keeper_pid = rustix::process::getpid().as_raw_pid() as u32;
         become_subreaper().map_err(|e| (Step::Keeper, e))?;
         let signals = crate::signals::block_into_signalfd(&HANDLED)
             .map(|(fd, _)| fd)
             .map_err(|e| (Step::Signals, e))?;
         // A write to a reader that left (the launcher's relay) must fail with EPIPE, not kill.
+        // libc: rustix has no public wrapper for signal or sigaction.
         // SAFETY: SIG_IGN has no handler to run.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         let listener = match &setup.files {
@@ -441,11 +445,7 @@ impl Keeper {
             None
         };
         if let Some(relay) = &setup.relay {
-            // SAFETY: F_GETFL/F_SETFL on our own descriptor.
-            unsafe {
-                let fl = libc::fcntl(relay.as_raw_fd(), libc::F_GETFL);
-                libc::fcntl(relay.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-            }
+            set_nonblocking(relay, true);
         }
         let has_protocol = !matches!(setup.spec.readiness, Readiness::Exec);
         let seed = u64::from(keeper_pid) ^ now_nanos();
@@ -521,14 +521,12 @@ impl Keeper {
         e.bytes(HANDOFF_MAGIC);
         self.encode(&mut e, now);
         let fds = self.handed_fds();
-        // SAFETY: memfd_create takes a C string name and flags; the result is owned below.
-        let memfd = unsafe { libc::memfd_create(c"daemonic-keeper-state".as_ptr(), 0) };
-        if memfd < 0 {
+        // Not close-on-exec: the new image reads it.
+        let flags = rustix::fs::MemfdFlags::empty();
+        let Ok(memfd) = rustix::fs::memfd_create(c"daemonic-keeper-state", flags) else {
             return;
-        }
-        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-        let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
-        if !write_all(memfd.as_raw_fd(), &e.bytes) {
+        };
+        if !write_all(memfd.as_fd(), &e.bytes) {
             return;
         }
         let mut arg = String::new();
@@ -569,6 +567,7 @@ impl Keeper {
         for &fd in fds.iter().chain([memfd.as_raw_fd()].iter()) {
             let _ = fds::set_cloexec(fd, false);
         }
+        // libc: rustix has no public execve (only in its unstable `runtime` module).
         // SAFETY: path, argv and envp are NUL-terminated arrays of C strings that outlive the
         // call; on success this process image is replaced.
         unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp_ptrs.as_ptr()) };
@@ -805,42 +804,15 @@ impl Keeper {
         const READY: usize = 3;
         const STDERR: usize = 4;
         const ERRORS: usize = 5;
-        const CLIENTS: usize = 6;
-        let raw = |fd: Option<RawFd>| fd.unwrap_or(-1);
-        let mut fds: Vec<libc::pollfd> = [
-            Some(self.signals.as_raw_fd()),
-            self.listener.as_ref().map(AsRawFd::as_raw_fd),
-            self.notify.as_ref().map(notify::Listener::fd),
-            self.ready.as_ref().map(AsRawFd::as_raw_fd),
-            // A log waiting for disk space stops reading: the program feels back-pressure.
-            self.output
-                .as_ref()
-                .filter(|_| !self.logger.as_ref().is_some_and(Logger::is_stalled))
-                .map(|(r, _)| r.as_raw_fd()),
-            self.err_output
-                .as_ref()
-                .filter(|_| !self.err_logger.as_ref().is_some_and(Logger::is_stalled))
-                .map(|(r, _)| r.as_raw_fd()),
-        ]
-        .into_iter()
-        .map(|fd| pollfd(raw(fd)))
-        .collect();
-        let polled_clients = self.clients.len();
-        for client in &self.clients {
-            // A client waiting for an outcome is watched for hanging up (its command timed out
-            // or was interrupted), so its connection does not stay open for nothing.
-            let mut p = pollfd(client.stream.as_raw_fd());
-            if client.waiting.is_some() {
-                p.events = libc::POLLRDHUP;
-            }
-            fds.push(p);
-        }
-        if self
+        // What is polled, decided before the loggers' retries below (as the poll list used to
+        // be built first): a log waiting for disk space stops reading, so the program feels
+        // back-pressure; a listener out of descriptors rests for a moment.
+        let stalled = |logger: &Option<Logger>| logger.as_ref().is_some_and(Logger::is_stalled);
+        let read_output = !stalled(&self.logger);
+        let read_errors = !stalled(&self.err_logger);
+        let accepting = self
             .accept_paused
-            .is_some_and(|until| Instant::now() < until)
-        {
-            fds[LISTENER].fd = -1;
-        }
+            .is_none_or(|until| Instant::now() >= until);
         let now = Instant::now();
         let mut deadline = self.machine.deadline();
         if let Some((next, _)) = self.search {
@@ -877,33 +849,65 @@ impl Keeper {
             let expiry = oldest + CLIENT_GRACE;
             deadline = Some(deadline.map_or(expiry, |d| d.min(expiry)));
         }
-        let timeout = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(now);
-                // Round up: waking a millisecond early would only poll again.
-                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-            }
-            None => -1,
-        };
-        // SAFETY: `fds` is a live array of pollfd of the length given; negative fds are ignored.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if rc < 0 {
+        let timeout = deadline.map(|d| {
+            let left = d.saturating_duration_since(now);
+            // Round up: waking a millisecond early would only poll again.
+            let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            process::poll_timeout(ms)
+        });
+        let sources: [Option<BorrowedFd<'_>>; 6] = [
+            Some(self.signals.as_fd()),
+            self.listener
+                .as_ref()
+                .filter(|_| accepting)
+                .map(AsFd::as_fd),
+            self.notify.as_ref().map(AsFd::as_fd),
+            self.ready.as_ref().map(AsFd::as_fd),
+            self.output
+                .as_ref()
+                .filter(|_| read_output)
+                .map(|(r, _)| r.as_fd()),
+            self.err_output
+                .as_ref()
+                .filter(|_| read_errors)
+                .map(|(r, _)| r.as_fd()),
+        ];
+        // The sources present, then every client: a client waiting for an outcome is watched
+        // for hanging up (its command timed out or was interrupted), so its connection does not
+        // stay open for nothing.
+        let mut fds: Vec<PollFd<'_>> = sources
+            .iter()
+            .flatten()
+            .map(|&fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+            .collect();
+        let polled_clients = self.clients.len();
+        for client in &self.clients {
+            let events = match client.waiting {
+                Some(_) => PollFlags::RDHUP,
+                None => PollFlags::IN,
+            };
+            fds.push(PollFd::new(&client.stream, events));
+        }
+        if rustix::event::poll(&mut fds, timeout.as_ref()).is_err() {
             return;
         }
-        let ready = |i: usize| fds.get(i).is_some_and(|p| p.fd >= 0 && p.revents != 0);
+        // Each source's outcome, in order (the absent ones were not polled), then the clients'.
+        let mut outcomes = fds.iter().map(PollFd::revents);
+        let ready =
+            sources.map(|fd| fd.is_some() && outcomes.next().is_some_and(|r| !r.is_empty()));
         // What each polled client showed, by its id: readable (a request), or hung up (a waiting
         // command that gave up).
-        let hangup = libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR;
+        let hangup = PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR;
         let client_events: Vec<(u64, bool)> = self.clients[..polled_clients]
             .iter()
-            .zip(&fds[CLIENTS..])
-            .filter_map(|(client, p)| match client.waiting {
-                None if p.revents != 0 => Some((client.id, true)),
-                Some(_) if p.revents & hangup != 0 => Some((client.id, false)),
+            .zip(outcomes)
+            .filter_map(|(client, revents)| match client.waiting {
+                None if !revents.is_empty() => Some((client.id, true)),
+                Some(_) if revents.intersects(hangup) => Some((client.id, false)),
                 _ => None,
             })
             .collect();
-        if ready(STDERR) || ready(ERRORS) {
+        if ready[STDERR] || ready[ERRORS] {
             self.drain_output();
         } else if self
             .output_seen
@@ -911,13 +915,13 @@ impl Keeper {
         {
             self.shed_buffers();
         }
-        if ready(SIGNALS) {
+        if ready[SIGNALS] {
             self.read_signals();
         }
-        if ready(NOTIFY) {
+        if ready[NOTIFY] {
             self.read_notify();
         }
-        if ready(READY) {
+        if ready[READY] {
             self.read_ready();
         }
         // Clients, by the id they had when polled: the handlers above may have answered (and
@@ -933,7 +937,7 @@ impl Keeper {
             }
         }
         // Accepted after the clients were handled: new ones are read in the next round.
-        if ready(LISTENER) {
+        if ready[LISTENER] {
             self.accept();
         }
         self.expire_clients();
@@ -956,7 +960,7 @@ impl Keeper {
             _ => None,
         };
         let child = ChildFds {
-            errors: errors_w.as_raw_fd(),
+            errors: errors_w.as_fd(),
             ready: ready_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
             stderr: self
                 .err_output
@@ -976,9 +980,11 @@ impl Keeper {
             self.publish_as(Some(pid));
         }
         // Put the child in its group from this side too, so a signal to the group that follows
-        // at once cannot miss it (the child's own setpgid may not have run yet).
-        // SAFETY: setpgid has no memory effects; EACCES after the child's exec is harmless.
-        unsafe { libc::setpgid(pid as libc::pid_t, pid as libc::pid_t) };
+        // at once cannot miss it (the child's own setpgid may not have run yet). EACCES after
+        // the child's exec is harmless.
+        if let Some(child) = as_pid(pid) {
+            let _ = rustix::process::setpgid(Some(child), Some(child));
+        }
         let mut receiver = channel::Receiver::new(errors_r);
         // The child writes one record if a step or execve fails; end-of-file means it ran.
         while !receiver.is_closed() {
@@ -1004,7 +1010,7 @@ impl Keeper {
             let _ = files.pidfile.write_pid(pid);
         }
         if let Some(launcher) = &self.launcher {
-            channel::send(launcher.as_raw_fd(), Record::Program(pid));
+            channel::send(launcher.as_fd(), Record::Program(pid));
         }
         Ok(pid)
     }
@@ -1017,39 +1023,36 @@ impl Keeper {
         let mut forked = false;
         let mut successor = None;
         let alone = loop {
-            let mut status = 0;
-            // SAFETY: waitpid with a valid status pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid > 0 {
-                let pid = pid as u32;
-                if self.processing.as_ref().is_some_and(|(p, _)| *p == pid) {
-                    if let Some((_, archive)) = self.processing.take() {
-                        crate::log::finish_processing(&archive, status == 0);
-                    }
-                    continue;
+            // None: children remain, none exited; an error (ECHILD): no child at all. A log
+            // processor is not part of the service: with only it left, the service is empty.
+            let (pid, status) = match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((pid, status))) => (pid.as_raw_pid() as u32, status.as_raw()),
+                Ok(None) => break self.only_processor_left(),
+                Err(_) => break true,
+            };
+            if self.processing.as_ref().is_some_and(|(p, _)| *p == pid) {
+                if let Some((_, archive)) = self.processing.take() {
+                    crate::log::finish_processing(&archive, status == 0);
                 }
-                if Some(pid) != self.machine.pid() {
-                    continue;
-                }
-                let exit = Exit::from_wait_status(status);
-                if self.forking.is_some() && self.starter == Some(pid) {
-                    self.starter = None;
-                    if exit.is_success() {
-                        forked = true;
-                        continue;
-                    }
-                } else if self.forking.is_some()
-                    && let Some(next) = self.main_from_pidfile().filter(|&n| n != pid)
-                {
-                    successor = Some(next);
-                    continue;
-                }
-                program_exit = Some((exit, status));
                 continue;
             }
-            // 0: children remain, none exited; -1 ECHILD: no child at all. A log processor is
-            // not part of the service: with only it left, the service is empty.
-            break pid < 0 || self.only_processor_left();
+            if Some(pid) != self.machine.pid() {
+                continue;
+            }
+            let exit = Exit::from_wait_status(status);
+            if self.forking.is_some() && self.starter == Some(pid) {
+                self.starter = None;
+                if exit.is_success() {
+                    forked = true;
+                    continue;
+                }
+            } else if self.forking.is_some()
+                && let Some(next) = self.main_from_pidfile().filter(|&n| n != pid)
+            {
+                successor = Some(next);
+                continue;
+            }
+            program_exit = Some((exit, status));
         };
         self.start_processor();
         if forked {
@@ -1079,7 +1082,7 @@ impl Keeper {
                 if !self.machine.is_ready() {
                     // (The output was drained above: the launcher has it before the exit.)
                     if let Some(launcher) = &self.launcher {
-                        channel::send(launcher.as_raw_fd(), Record::Exited(wait_status));
+                        channel::send(launcher.as_fd(), Record::Exited(wait_status));
                     }
                 }
                 self.feed(Event::Exited { exit, alone });
@@ -1120,7 +1123,7 @@ impl Keeper {
                     path.map_or_else(String::new, |p| p.to_string()),
                     FORKING_WAIT.as_secs()
                 );
-                channel::send_text(launcher.as_raw_fd(), text.as_bytes());
+                channel::send_text(launcher.as_fd(), text.as_bytes());
             }
             self.report_failure(Step::Readiness, libc::ESRCH);
             self.feed(Event::SpawnFailed);
@@ -1134,7 +1137,7 @@ impl Keeper {
             let _ = files.pidfile.write_pid(pid);
         }
         if let Some(launcher) = &self.launcher {
-            channel::send(launcher.as_raw_fd(), Record::Program(pid));
+            channel::send(launcher.as_fd(), Record::Program(pid));
         }
         self.feed(Event::MainPid(pid));
     }
@@ -1147,20 +1150,19 @@ impl Keeper {
         match target {
             Target::Program => {
                 if let Some(pid) = program {
-                    // SAFETY: kill has no memory effects; our unreaped child.
-                    unsafe { libc::kill(pid, signal) };
+                    // Our unreaped child.
+                    kill(pid, signal);
                 }
             }
             Target::Group => {
                 if let Some(pid) = program {
-                    // SAFETY: as above; the group is led by our unreaped child.
-                    unsafe { libc::kill(-pid, signal) };
+                    // The group is led by our unreaped child.
+                    kill(-pid, signal);
                 }
             }
             Target::Service => {
                 if let Some(pid) = program {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(-pid, signal) };
+                    kill(-pid, signal);
                 }
                 // Every descendant, wherever it moved its group or session: as the subreaper we
                 // are the ancestor of all of them, and none of their pids can be reused while
@@ -1171,8 +1173,7 @@ impl Keeper {
                     if Some(pid) == processor {
                         continue;
                     }
-                    // SAFETY: kill has no memory effects.
-                    unsafe { libc::kill(pid as libc::pid_t, signal) };
+                    kill(pid as libc::pid_t, signal);
                 }
             }
         }
@@ -1184,7 +1185,7 @@ impl Keeper {
     fn read_signals(&mut self) {
         let mut child = false;
         let mut received = Vec::new();
-        while let Some(signo) = crate::signals::read_signalfd(self.signals.as_raw_fd()) {
+        while let Some(signo) = crate::signals::read_signalfd(self.signals.as_fd()) {
             if signo == libc::SIGCHLD {
                 child = true;
             } else {
@@ -1244,7 +1245,7 @@ impl Keeper {
         }
         if let (Some(extend), Some(launcher)) = (message.extend_timeout, &self.launcher) {
             let ms = u32::try_from(extend.as_millis()).unwrap_or(u32::MAX);
-            channel::send(launcher.as_raw_fd(), Record::Extend(ms));
+            channel::send(launcher.as_fd(), Record::Extend(ms));
         }
         if let Some(errno) = message.errno.filter(|&e| e > 0)
             && !self.machine.is_ready()
@@ -1267,7 +1268,7 @@ impl Keeper {
         self.status_text.clear();
         self.status_text.push_str(&text[..end]);
         if let Some(launcher) = &self.launcher {
-            channel::send_text(launcher.as_raw_fd(), self.status_text.as_bytes());
+            channel::send_text(launcher.as_fd(), self.status_text.as_bytes());
         }
         if self.foreground {
             let _ = notify::notify(&["STATUS=", &self.status_text].concat());
@@ -1278,12 +1279,10 @@ impl Keeper {
     fn read_ready(&mut self) {
         let Some(fd) = &self.ready else { return };
         let mut buf = [0u8; 256];
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
+        if let Ok(n @ 1..) = rustix::io::read(fd, &mut buf) {
             // Kept open after the newline, and read and discarded: a program that writes to it
             // again must not die of SIGPIPE.
-            if buf[..n as usize].contains(&b'\n') && !self.ready_seen {
+            if buf[..n].contains(&b'\n') && !self.ready_seen {
                 self.ready_seen = true;
                 self.feed(Event::Ready);
             }
@@ -1296,7 +1295,7 @@ impl Keeper {
                 && let Some(launcher) = &self.launcher
             {
                 channel::send(
-                    launcher.as_raw_fd(),
+                    launcher.as_fd(),
                     Record::Failed(Step::Readiness, libc::EPIPE),
                 );
             }
@@ -1310,11 +1309,15 @@ impl Keeper {
         // One buffer for the keeper's life, small: its memory is a goal.
         let mut buf = std::mem::take(&mut self.read_buf);
         buf.resize(READ_CHUNK, 0);
-        if let Some(fd) = self.output.as_ref().map(|(r, _)| r.as_raw_fd()) {
-            self.drain_pipe(fd, &mut buf, false);
+        // Each pipe is taken out while it is read: the reading borrows the keeper (its logs,
+        // syslog and relay).
+        if let Some(pipe) = self.output.take() {
+            self.drain_pipe(pipe.0.as_fd(), &mut buf, false);
+            self.output = Some(pipe);
         }
-        if let Some(fd) = self.err_output.as_ref().map(|(r, _)| r.as_raw_fd()) {
-            self.drain_pipe(fd, &mut buf, true);
+        if let Some(pipe) = self.err_output.take() {
+            self.drain_pipe(pipe.0.as_fd(), &mut buf, true);
+            self.err_output = Some(pipe);
         }
         self.read_buf = buf;
         self.output_seen = Some(Instant::now());
@@ -1328,7 +1331,7 @@ impl Keeper {
     /// Reads one output pipe (the read end is non-blocking: EAGAIN ends it) in a bounded number
     /// of reads, so a flood cannot starve the control socket, into its log (`stderr`: the
     /// separate stderr log), syslog, or the keeper's stderr; and relays it to a waiting launcher.
-    fn drain_pipe(&mut self, fd: RawFd, buf: &mut [u8], stderr: bool) {
+    fn drain_pipe(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8], stderr: bool) {
         for _ in 0..256 {
             let logger = if stderr {
                 &mut self.err_logger
@@ -1338,18 +1341,17 @@ impl Keeper {
             if logger.as_ref().is_some_and(Logger::is_stalled) {
                 break;
             }
-            // SAFETY: `buf` is writable for its length.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
-            let chunk = &buf[..n as usize];
+            let n = match rustix::io::read(fd, &mut *buf) {
+                Ok(n @ 1..) => n,
+                _ => break,
+            };
+            let chunk = &buf[..n];
             let now = SystemTime::now();
             match logger {
                 Some(logger) => logger.write(chunk, now),
                 None if self.syslog.is_some() => {}
                 None => {
-                    write_all(2, chunk);
+                    write_all(io::stderr().as_fd(), chunk);
                 }
             }
             if let Some(syslog) = &mut self.syslog {
@@ -1358,7 +1360,7 @@ impl Keeper {
             // The launcher's relay is non-blocking: a launcher that does not read never stalls
             // the keeper; it loses its copy instead.
             if let Some(relay) = &self.relay
-                && !write_all(relay.as_raw_fd(), chunk)
+                && !write_all(relay.as_fd(), chunk)
             {
                 self.relay = None;
             }
@@ -1406,11 +1408,8 @@ impl Keeper {
             crate::log::finish_processing(&archive, false);
             return;
         };
-        // SAFETY: F_GETFL/F_SETFL on our own descriptor: reading the archive may block now.
-        unsafe {
-            let fl = libc::fcntl(input.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(input.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-        }
+        // Reading the archive may block now.
+        set_nonblocking(&input, false);
         let (from, to) = (input.as_raw_fd(), output.as_raw_fd());
         let argv = [
             c"sh".as_ptr(),
@@ -1426,23 +1425,28 @@ impl Keeper {
             return;
         }
         if pid == 0 {
-            // SAFETY: system calls on descriptors and C strings made before the fork.
+            // libc: rustix has no public sigprocmask or signal.
+            // SAFETY: sigemptyset initialises the set sigprocmask reads; SIG_DFL runs no handler.
             unsafe {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                if libc::dup2(from, 0) < 0 || libc::dup2(to, 1) < 0 {
-                    libc::_exit(127);
-                }
-                fds::close_inherited_fds(&[], 1024);
+            }
+            if fds::dup2(from, 0).is_err() || fds::dup2(to, 1).is_err() {
+                process::exit_now(127);
+            }
+            fds::close_inherited_fds(&[], 1024);
+            // libc: rustix has no public execve.
+            // SAFETY: the path and both arrays are NUL-terminated and were made before the fork.
+            unsafe {
                 libc::execve(
                     c"/bin/sh".as_ptr(),
                     argv.as_ptr(),
                     self.spec.envp_ptrs.as_ptr(),
-                );
-                libc::_exit(127);
-            }
+                )
+            };
+            process::exit_now(127);
         }
         drop((input, output));
         self.processing = Some((pid as u32, archive));
@@ -1796,7 +1800,7 @@ impl Keeper {
                 if self.machine.state() == ServiceState::Ready {
                     self.drain_output();
                 }
-                channel::send(launcher.as_raw_fd(), Record::Ready);
+                channel::send(launcher.as_fd(), Record::Ready);
             }
             self.relay = None;
         }
@@ -1816,7 +1820,7 @@ impl Keeper {
     /// The launcher hears why the start failed (once).
     fn report_failure(&mut self, step: Step, errno: i32) {
         if let Some(launcher) = &self.launcher {
-            channel::send(launcher.as_raw_fd(), Record::Failed(step, errno));
+            channel::send(launcher.as_fd(), Record::Failed(step, errno));
         }
     }
 
@@ -1830,14 +1834,10 @@ impl Keeper {
                 || k.err_logger.as_ref().is_some_and(Logger::is_stalled)
         };
         while stalled(self) {
-            let mut pfd = libc::pollfd {
-                fd: self.signals.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut pfd, 1, LOG_RETRY.as_millis() as libc::c_int) };
-            while let Some(signo) = crate::signals::read_signalfd(pfd.fd) {
+            let mut pfd = [PollFd::new(&self.signals, PollFlags::IN)];
+            let retry = process::poll_timeout(LOG_RETRY.as_millis() as i32);
+            let _ = rustix::event::poll(&mut pfd, Some(&retry));
+            while let Some(signo) = crate::signals::read_signalfd(self.signals.as_fd()) {
                 if signo == libc::SIGTERM || signo == libc::SIGINT {
                     return;
                 }
@@ -1861,10 +1861,10 @@ impl Keeper {
         self.write_held_lines();
         // A processor still running is ended; its archive is kept as it was.
         if let Some((pid, archive)) = self.processing.take() {
-            // SAFETY: kill and waitpid on our own unreaped child.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+            // Our own unreaped child.
+            if let Some(pid) = as_pid(pid) {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+                let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
             }
             crate::log::finish_processing(&archive, false);
         }
@@ -1894,7 +1894,7 @@ impl Keeper {
 /// `setgroups` may take locks and write globals that a memory-sharing child would leave
 /// changed in the keeper, and glibc before 2.25 rewrote the shared thread's cached ids in
 /// `clone`. Either way the keeper waits until the exec (or the failure), as it always has.
-fn start_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
+fn start_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<u32> {
     #[cfg(target_os = "linux")]
     if spec.creds.is_none() && clone_vm_is_safe() {
         return clone_child(spec, fds);
@@ -1927,36 +1927,36 @@ fn clone_vm_is_safe() -> bool {
 }
 
 #[cfg(target_os = "linux")]
-fn clone_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
+fn clone_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<u32> {
     /// `program_steps` needs a few KiB; the rest is margin. Untouched pages cost nothing.
     const STACK: usize = 128 << 10;
     extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
         // SAFETY: `arg` points at `args` below, in the keeper's frame, which stays put until this
         // child has executed the program or exited (CLONE_VFORK suspends the keeper).
-        let (spec, fds) = unsafe { *arg.cast::<(&Spec, &ChildFds)>() };
+        let (spec, fds) = unsafe { *arg.cast::<(&Spec, &ChildFds<'_>)>() };
         program_steps(spec, fds)
     }
+    use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
+    // libc: rustix's page_size reads the auxiliary vector (PR_GET_AUXV, Linux 6.4, or
+    // /proc/self/auxv) and panics when it cannot; the C library has had it since start-up.
     // SAFETY: sysconf has no preconditions.
     let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let len = STACK + page;
-    // SAFETY: a fresh private anonymous mapping, checked before use.
+    // rustix's mmap, mprotect and munmap are unsafe too (they change what memory exists).
+    // SAFETY: a fresh private anonymous mapping, used only once it exists.
     let base = unsafe {
-        libc::mmap(
+        rustix::mm::mmap_anonymous(
             std::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE | MapFlags::STACK,
         )
-    };
-    if base == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    }?;
     // SAFETY: the lowest page of our own mapping becomes a guard: an overflow faults rather
     // than writing below the stack.
-    unsafe { libc::mprotect(base, page, libc::PROT_NONE) };
+    let _ = unsafe { rustix::mm::mprotect(base, page, MprotectFlags::empty()) };
     let args = (spec, fds);
+    // libc: rustix has no clone.
     // SAFETY: the stack grows down from the end of the mapping (page-aligned, so 16-byte
     // aligned); `entry` never returns (program_steps ends in execve or _exit); `args` outlives
     // the child's use of it (see entry). The keeper runs one thread.
@@ -1971,11 +1971,12 @@ fn clone_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
     let err = io::Error::last_os_error();
     // SAFETY: the child has left this memory (it executed or exited, however it ended: the
     // kernel releases a CLONE_VFORK parent only then); unmapping our own mapping.
-    unsafe { libc::munmap(base, len) };
+    let _ = unsafe { rustix::mm::munmap(base, len) };
     if pid < 0 { Err(err) } else { Ok(pid as u32) }
 }
 
-fn fork_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
+fn fork_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<u32> {
+    // libc: rustix has no fork.
     // SAFETY: the keeper runs one thread; the child makes system calls only, then execve or
     // _exit (program_steps).
     let pid = unsafe { libc::fork() };
@@ -1988,9 +1989,10 @@ fn fork_child(spec: &Spec, fds: &ChildFds) -> io::Result<u32> {
     Ok(pid as u32)
 }
 
-/// The descriptors the program's steps use, as numbers (nothing is dropped in the child).
-struct ChildFds {
-    errors: RawFd,
+/// The descriptors the program's steps use: the error pipe borrowed (it stays open in the child
+/// until its exec), the rest as numbers (nothing is dropped in the child).
+struct ChildFds<'a> {
+    errors: BorrowedFd<'a>,
     ready: Option<RawFd>,
     stderr: Option<RawFd>,
     /// The pipe standard output goes through (the same as stderr's for one file or one log,
@@ -2008,19 +2010,22 @@ struct ChildFds {
 /// the privilege drop, which clears it) so that the program never outlives a killed keeper.
 /// Never inlined: its buffers are the child's, not a frame in the keeper's loop.
 #[inline(never)]
-fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
+fn program_steps(spec: &Spec, fds: &ChildFds<'_>) -> ! {
     let fail = |step: Step, err: io::Error| -> ! {
         channel::send(fds.errors, Record::Failed(step, errno(&err)));
-        // SAFETY: _exit ends the child without running the keeper's destructors.
-        unsafe { libc::_exit(127) }
+        // Without running the keeper's destructors.
+        process::exit_now(127)
     };
-    // SAFETY: setpgid, signal, sigprocmask and tcsetpgrp are async-signal-safe system calls.
+    let _ = rustix::process::setpgid(None, None);
+    // libc: rustix has no public signal or sigprocmask; tcsetpgrp (rustix's is behind its
+    // termios feature) stays between the two changes of SIGTTOU.
+    // SAFETY: signal, tcsetpgrp and sigprocmask are async-signal-safe system calls; SIG_IGN and
+    // SIG_DFL run no handler, and sigemptyset initialises the set sigprocmask reads.
     unsafe {
-        libc::setpgid(0, 0);
         if spec.tty {
             // A background group asking for the terminal gets SIGTTOU unless it ignores it.
             libc::signal(libc::SIGTTOU, libc::SIG_IGN);
-            libc::tcsetpgrp(0, libc::getpid());
+            libc::tcsetpgrp(0, rustix::process::getpid().as_raw_pid());
             libc::signal(libc::SIGTTOU, libc::SIG_DFL);
         }
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -2050,7 +2055,7 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
     let mut keep = [0 as RawFd; 64];
     let mut n = 0;
     let ours = [
-        Some(fds.errors),
+        Some(fds.errors.as_raw_fd()),
         match spec.readiness {
             Readiness::Fd(t) => Some(t),
             _ => None,
@@ -2070,31 +2075,28 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
             fail(Step::CloseFds, e);
         }
     }
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(spec.umask) };
+    rustix::process::umask(Mode::from_bits_retain(spec.umask));
     // While privileged (raising a limit, lowering nice or a real-time policy needs it) and
     // before the chroot (the OOM score is written through /proc).
     if let Err((step, e)) = spec.resources.apply() {
         fail(step, e);
     }
-    if let Some(root) = &spec.chroot {
-        // SAFETY: a valid C string path.
-        if unsafe { libc::chroot(root.as_ptr()) } != 0 {
-            fail(Step::Chroot, io::Error::last_os_error());
-        }
+    // The paths are `&CStr`s: rustix passes them on without copying them.
+    if let Some(root) = &spec.chroot
+        && let Err(e) = rustix::process::chroot(root.as_c_str())
+    {
+        fail(Step::Chroot, e.into());
     }
-    // SAFETY: a valid C string path.
-    if unsafe { libc::chdir(spec.workdir.as_ptr()) } != 0 {
-        fail(Step::Chdir, io::Error::last_os_error());
+    if let Err(e) = rustix::process::chdir(spec.workdir.as_c_str()) {
+        fail(Step::Chdir, e.into());
     }
     if spec.no_core {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let zero = Rlimit {
+            current: Some(0),
+            maximum: Some(0),
         };
-        // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
-            fail(Step::NoCore, io::Error::last_os_error());
+        if let Err(e) = rustix::process::setrlimit(Resource::Core, zero) {
+            fail(Step::NoCore, e.into());
         }
     }
     if let Some(creds) = &spec.creds
@@ -2103,20 +2105,14 @@ fn program_steps(spec: &Spec, fds: &ChildFds) -> ! {
         fail(step, e);
     }
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid has no preconditions.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
+    {
+        let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
         // The keeper may have died before the prctl: then nothing would ever kill us.
-        if libc::getppid() != fds.keeper {
-            libc::_exit(127);
+        if Pid::as_raw(rustix::process::getppid()) != fds.keeper {
+            process::exit_now(127);
         }
     }
+    // libc: rustix has no public execve (only in its unstable `runtime` module).
     // SAFETY: the path and both arrays are NUL-terminated and were built before the fork.
     unsafe {
         libc::execve(
@@ -2146,6 +2142,8 @@ fn peer_may_control(stream: &UnixStream) -> bool {
         gid: u32::MAX,
     };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // libc: rustix's socket_peercred reads the peer's pid into a non-zero `Pid`, and the kernel
+    // gives 0 for a peer outside our pid namespace.
     // SAFETY: getsockopt writes at most `len` bytes into `cred`.
     let rc = unsafe {
         libc::getsockopt(
@@ -2156,8 +2154,7 @@ fn peer_may_control(stream: &UnixStream) -> bool {
             &mut len,
         )
     };
-    // SAFETY: geteuid has no preconditions.
-    rc == 0 && (cred.uid == 0 || cred.uid == unsafe { libc::geteuid() })
+    rc == 0 && (cred.uid == 0 || cred.uid == rustix::process::geteuid().as_raw())
 }
 
 trait WriteReply {
@@ -2192,11 +2189,10 @@ fn bind_control(path: &Path) -> io::Result<UnixListener> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => return Err(err),
     }
-    // SAFETY: umask cannot fail; 0177 makes the socket 0600 from its first moment.
-    let old = unsafe { libc::umask(0o177) };
+    // 0177 makes the socket 0600 from its first moment.
+    let old = rustix::process::umask(Mode::from_bits_retain(0o177));
     let bound = UnixListener::bind(path);
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
+    rustix::process::umask(old);
     let listener = bound?;
     listener.set_nonblocking(true)?;
     Ok(listener)
@@ -2207,38 +2203,51 @@ fn bind_control(path: &Path) -> io::Result<UnixListener> {
 ///
 /// References: PR_SET_CHILD_SUBREAPER in prctl(2).
 fn become_subreaper() -> io::Result<()> {
+    // The kernel takes a flag: any pid sets it.
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a flag.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
     Ok(())
 }
 
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+/// Writes all of `data` to `fd`; false once the reader is gone or the write fails.
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Sets (or clears) `O_NONBLOCK` on `fd`; a failure leaves it as it was.
+///
+/// References: fcntl(2).
+fn set_nonblocking(fd: impl AsFd, on: bool) {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl};
+    if let Ok(flags) = fcntl_getfl(&fd) {
+        let flags = match on {
+            true => flags | OFlags::NONBLOCK,
+            false => flags - OFlags::NONBLOCK,
+        };
+        let _ = fcntl_setfl(&fd, flags);
     }
 }
 
-/// Writes all of `data` to `fd`; false once the reader is gone or the write fails.
-fn write_all(fd: RawFd, mut data: &[u8]) -> bool {
-    while !data.is_empty() {
-        // SAFETY: `data` is initialised and outlives the call.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return false;
-        }
-        data = &data[n as usize..];
-    }
-    true
+/// `kill(pid, signal)`, errors ignored: the target may be gone, and the keeper goes on either way.
+///
+/// References: kill(2).
+fn kill(pid: libc::pid_t, signal: i32) {
+    // libc: rustix's `Signal` is made safely from named signals only; a forwarded signal may be
+    // any number (a real-time one).
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// A pid from the table or the state, for rustix: `None` for 0 or a number past `pid_t`.
+fn as_pid(pid: u32) -> Option<Pid> {
+    libc::pid_t::try_from(pid).ok().and_then(Pid::from_raw)
 }
 
 fn wait_status(exit: Exit) -> i32 {
@@ -2272,6 +2281,7 @@ fn errno(err: &io::Error) -> i32 {
 /// References: madvise(2) `MADV_DONTNEED`, malloc_trim(3), proc_pid_smaps(5).
 pub(crate) fn shed_inherited_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // libc: malloc_trim is the C library's allocator's own.
     // SAFETY: malloc_trim only returns free memory to the system.
     unsafe {
         libc::malloc_trim(0);
@@ -2317,10 +2327,12 @@ pub(crate) fn shed_inherited_memory() {
             }
         }
         for (start, len) in drops {
+            // rustix's madvise is unsafe too (it may drop memory in use).
             // SAFETY: each range is a whole mapping of this process whose pages equal their
             // file's (or stack below every live frame); MADV_DONTNEED only unmaps pages, which
             // are faulted back from the file (or as zeroes) if touched again.
-            unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            let advice = rustix::mm::Advice::LinuxDontNeed;
+            let _ = unsafe { rustix::mm::madvise(start as *mut std::ffi::c_void, len, advice) };
         }
     }
 }
@@ -2356,12 +2368,8 @@ fn program_tag(path: &CString, pid: Option<u32>) -> String {
 /// the program's end stays blocking).
 fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let pipe = channel::pipe()?;
-    // SAFETY: F_SETPIPE_SZ takes a size (failure leaves the default); F_GETFL/F_SETFL on our own
-    // descriptor.
-    unsafe {
-        libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-        let fl = libc::fcntl(pipe.0.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(pipe.0.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
+    // A failure leaves the default size.
+    let _ = rustix::pipe::fcntl_setpipe_size(&pipe.0, 1 << 20);
+    set_nonblocking(&pipe.0, true);
     Ok(pipe)
 }

@@ -7,8 +7,11 @@
 //! event) to the next state.
 
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::{Pid, Signal, WaitOptions, kill_process_group};
 
 use crate::channel::{Receiver, Record};
 use crate::error::{Error, ErrorKind, Step};
@@ -379,9 +382,9 @@ impl Launcher {
     ) -> Result<(u32, u32), Error> {
         // The first child only forks and exits; reap it so it leaves no zombie. The daemon is
         // then a child of init, as daemon(7) wants, from its first moment.
-        let mut ignored = 0;
-        // SAFETY: waitpid on our own child, with a valid status pointer.
-        unsafe { libc::waitpid(self.child1, &mut ignored, 0) };
+        if let Some(child1) = Pid::from_raw(self.child1) {
+            let _ = rustix::process::waitpid(Some(child1), WaitOptions::empty());
+        }
         let mut deadline = Instant::now()
             .checked_add(self.timeout)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86400));
@@ -453,50 +456,49 @@ impl Launcher {
         const READY: usize = 2;
         const NOTIFY: usize = 3;
         const PIDFD: usize = 4;
-        let fd_of = |o: Option<RawFd>| o.unwrap_or(-1);
-        let mut fds = [
+        let sources = [
             (!self.status.is_closed()).then(|| self.status.fd()),
-            self.relay.as_ref().map(AsRawFd::as_raw_fd),
-            self.ready.as_ref().map(AsRawFd::as_raw_fd),
-            self.notify.as_ref().map(notify::Listener::fd),
+            self.relay.as_ref().map(AsFd::as_fd),
+            self.ready.as_ref().map(AsFd::as_fd),
+            self.notify.as_ref().map(AsFd::as_fd),
             self.daemon
                 .as_ref()
                 .and_then(Process::pidfd)
-                .map(AsRawFd::as_raw_fd),
+                .map(AsFd::as_fd),
             interrupts.fd(),
-        ]
-        .map(|fd| libc::pollfd {
-            fd: fd_of(fd),
-            events: libc::POLLIN,
-            revents: 0,
-        });
+        ];
+        let mut fds: Vec<PollFd<'_>> = sources
+            .iter()
+            .flatten()
+            .map(|&fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+            .collect();
         // Without a pidfd (no pidfd_open), look at the daemon at least every 100 ms.
         let mut wait = timeout;
         if self.daemon.as_ref().is_some_and(|d| d.pidfd().is_none()) {
             wait = wait.min(Duration::from_millis(100));
         }
         let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a live array of pollfd of the length given; negative fds are ignored.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         let mut events = Vec::new();
-        if rc < 0 {
+        if rustix::event::poll(&mut fds, Some(&process::poll_timeout(ms))).is_err() {
             return events;
         }
-        let ready = |i: usize| fds[i].fd >= 0 && fds[i].revents != 0;
-        if ready(STATUS) {
+        // Each source's outcome, in order; the absent ones were not polled.
+        let mut outcomes = fds.iter().map(|p| !p.revents().is_empty());
+        let ready = sources.map(|fd| fd.is_some() && outcomes.next().unwrap_or(false));
+        if ready[STATUS] {
             self.read_status(&mut events, on_progress, deadline);
         }
-        if ready(RELAY) {
+        if ready[RELAY] {
             self.relay_stderr();
         }
-        if ready(READY) {
+        if ready[READY] {
             self.read_ready_fd(&mut events);
         }
-        if ready(NOTIFY) {
+        if ready[NOTIFY] {
             self.read_notify(&mut events, on_progress, deadline);
         }
         let exited = match &self.daemon {
-            Some(d) if d.pidfd().is_some() => ready(PIDFD),
+            Some(d) if d.pidfd().is_some() => ready[PIDFD],
             Some(d) => !d.is_alive(),
             None => false,
         };
@@ -516,13 +518,7 @@ impl Launcher {
     }
 
     fn status_readable(&self) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.status.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
+        process::poll_readable(self.status.fd(), Some(Duration::ZERO))
     }
 
     fn read_status(
@@ -594,32 +590,25 @@ impl Launcher {
         let Some(fd) = &self.relay else { return };
         let mut buf = [0u8; 4096];
         loop {
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
+            if !process::poll_readable(fd, Some(Duration::ZERO)) {
+                return;
+            }
+            let n = match rustix::io::read(fd, &mut buf) {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    self.relay = None;
+                    return;
+                }
             };
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
-                return;
-            }
-            // SAFETY: `buf` is writable for its length.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                self.relay = None;
-                return;
-            }
-            let _ = io::stderr().write_all(&escape_controls(&buf[..n as usize]));
+            let _ = io::stderr().write_all(&escape_controls(&buf[..n]));
         }
     }
 
     fn read_ready_fd(&mut self, events: &mut Vec<Event>) {
         let Some(fd) = &self.ready else { return };
         let mut buf = [0u8; 512];
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            self.ready_seen.extend_from_slice(&buf[..n as usize]);
+        if let Ok(n @ 1..) = rustix::io::read(fd, &mut buf) {
+            self.ready_seen.extend_from_slice(&buf[..n]);
             if self.ready_seen.contains(&b'\n') {
                 events.push(Event::Ready);
                 self.ready = None;
@@ -682,9 +671,12 @@ impl Launcher {
     /// A daemon whose pid never arrived is reached through its process group (the first child's
     /// pid): it cannot have been reused while a member lives.
     fn stop_half_started(&self) {
+        let group = Pid::from_raw(self.child1);
         let Some(daemon) = &self.daemon else {
-            // SAFETY: kill has no memory effects; see above for the group's identity.
-            unsafe { libc::kill(-self.child1, libc::SIGKILL) };
+            // See above for the group's identity.
+            if let Some(group) = group {
+                let _ = kill_process_group(group, Signal::KILL);
+            }
             return;
         };
         if self.mode == Mode::Keeper {
@@ -696,17 +688,17 @@ impl Launcher {
             }
             return;
         }
-        let group = -self.child1;
-        for signal in [libc::SIGTERM, libc::SIGKILL] {
+        for (signo, signal) in [(libc::SIGTERM, Signal::TERM), (libc::SIGKILL, Signal::KILL)] {
             if !daemon.is_alive() {
                 break;
             }
-            let _ = daemon.signal(signal);
+            let _ = daemon.signal(signo);
             // The group's id is the first child's pid. While the daemon lives, its group exists
             // and the kernel cannot hand that number to anyone else; checked just above, so the
             // group signal never reaches an unrelated group that reused the number.
-            // SAFETY: kill has no memory effects.
-            unsafe { libc::kill(group, signal) };
+            if let Some(group) = group {
+                let _ = kill_process_group(group, signal);
+            }
             if daemon.wait_exit(STOP_GRACE) {
                 break;
             }
@@ -744,6 +736,7 @@ fn exit_status(daemon: &Process) -> Option<i32> {
                 mask: PIDFD_INFO_EXIT,
                 ..PidfdInfo::default()
             };
+            // libc: rustix has no wrapper for PIDFD_GET_INFO (its generic ioctl is unsafe too).
             // SAFETY: the ioctl writes at most size_of::<PidfdInfo>() bytes into `info`.
             let rc = unsafe { libc::ioctl(fd, PIDFD_GET_INFO as _, &mut info) };
             if rc != 0 {
@@ -788,19 +781,21 @@ impl Interrupts {
     /// Takes the signals the caller neither ignores (`nohup`, a background job's INT) nor
     /// blocks itself (a program with its own signalfd): those keep meaning what they meant.
     pub(crate) fn block() -> Interrupts {
-        // SAFETY: an all-zero sigset_t is a valid set; a null new set only queries the mask.
-        let mask = unsafe {
+        // libc: rustix has no public wrapper for sigprocmask.
+        // SAFETY: an all-zero sigset_t is a valid set; a null new set only queries the mask, and
+        // sigismember reads the set it filled.
+        let blocked = unsafe {
             let mut mask: libc::sigset_t = std::mem::zeroed();
             libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
-            mask
+            Interrupts::SIGNALS.map(|signo| libc::sigismember(&mask, signo) == 1)
         };
         let taken: Vec<libc::c_int> = Interrupts::SIGNALS
             .into_iter()
-            .filter(|&signo| {
-                // SAFETY: sigismember reads the set filled above.
-                let blocked = unsafe { libc::sigismember(&mask, signo) } == 1;
+            .zip(blocked)
+            .filter(|&(signo, blocked)| {
                 !blocked && crate::signals::current_handler(signo) != Some(libc::SIG_IGN)
             })
+            .map(|(signo, _)| signo)
             .collect();
         if taken.is_empty() {
             return Interrupts::none();
@@ -814,19 +809,20 @@ impl Interrupts {
         }
     }
 
-    fn fd(&self) -> Option<RawFd> {
-        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(AsFd::as_fd)
     }
 
     /// The interrupt received, if any.
     fn take(&self) -> Option<Event> {
-        crate::signals::read_signalfd(self.fd.as_ref()?.as_raw_fd()).map(Event::Interrupted)
+        crate::signals::read_signalfd(self.fd.as_ref()?.as_fd()).map(Event::Interrupted)
     }
 }
 
 impl Drop for Interrupts {
     fn drop(&mut self) {
         if let Some(old) = &self.old {
+            // libc: rustix has no public wrapper for sigprocmask.
             // SAFETY: restores the mask saved in `block`.
             unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
         }

@@ -860,6 +860,7 @@ fn civil(secs: i64, out: &mut Vec<u8>, separator: u8) {
 /// The local offset from UTC at `secs`, in seconds (glibc reads `TZ` or `/etc/localtime`).
 fn local_offset(secs: i64) -> i64 {
     let t = secs as libc::time_t;
+    // libc: the time zone rules are the C library's (rustix makes system calls only).
     // SAFETY: localtime_r writes into the struct we pass; a zeroed tm is a valid output buffer.
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();

@@ -148,22 +148,35 @@ impl Process {
 ///
 /// References: poll(2).
 pub(crate) fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> bool {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::event::{PollFd, PollFlags, poll};
     let mut pfd = [PollFd::new(&fd, PollFlags::IN)];
-    // Whole milliseconds, at most i32::MAX of them, as poll(2) takes them.
-    let timeout = timeout.map(|t| {
-        let ms = t.as_millis().min(i32::MAX as u128) as i32;
-        Timespec {
-            tv_sec: (ms / 1000).into(),
-            tv_nsec: (ms % 1000 * 1_000_000).into(),
-        }
-    });
+    let timeout = timeout.map(|t| poll_timeout(t.as_millis().min(i32::MAX as u128) as i32));
     loop {
         match poll(&mut pfd, timeout.as_ref()) {
             Ok(n) => return n > 0,
             Err(rustix::io::Errno::INTR) => {}
             Err(_) => return false,
         }
+    }
+}
+
+/// Ends this process at once with `code`: no destructors, no `atexit` handlers, no flush of the
+/// stdio buffers (a forked copy must not write its parent's buffered output a second time). What
+/// the processes between fork and exec leave with. Async-signal-safe.
+///
+/// References: _exit(2).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // libc: rustix's exit_group is in its unstable `runtime` module only.
+    // SAFETY: _exit has no preconditions, and leaving without running destructors is safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// A timeout of `ms` milliseconds (0 to `i32::MAX`, as poll(2) takes them) for rustix's `poll`,
+/// which takes a `Timespec`.
+pub(crate) fn poll_timeout(ms: i32) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: (ms / 1000).into(),
+        tv_nsec: (ms % 1000 * 1_000_000).into(),
     }
 }
 

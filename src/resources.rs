@@ -10,6 +10,8 @@
 //! lowering the nice value, a negative OOM score or a real-time policy need privilege that the
 //! target user lacks.
 
+use rustix::process::{Resource, Rlimit, geteuid, getpriority_process, getrlimit};
+
 use crate::error::{Error, ErrorKind, Step};
 use crate::handoff::{Decoder, Encoder};
 
@@ -113,26 +115,25 @@ impl Limit {
         Limit::ALL.into_iter().map(Limit::name)
     }
 
-    fn resource(self) -> libc::c_int {
-        // The libc crate types these differently per platform; all fit an int.
-        (match self {
-            Limit::As => libc::RLIMIT_AS,
-            Limit::Core => libc::RLIMIT_CORE,
-            Limit::Cpu => libc::RLIMIT_CPU,
-            Limit::Data => libc::RLIMIT_DATA,
-            Limit::Fsize => libc::RLIMIT_FSIZE,
-            Limit::Locks => libc::RLIMIT_LOCKS,
-            Limit::Memlock => libc::RLIMIT_MEMLOCK,
-            Limit::Msgqueue => libc::RLIMIT_MSGQUEUE,
-            Limit::Nice => libc::RLIMIT_NICE,
-            Limit::NoFile => libc::RLIMIT_NOFILE,
-            Limit::Nproc => libc::RLIMIT_NPROC,
-            Limit::Rss => libc::RLIMIT_RSS,
-            Limit::Rtprio => libc::RLIMIT_RTPRIO,
-            Limit::Rttime => libc::RLIMIT_RTTIME,
-            Limit::Sigpending => libc::RLIMIT_SIGPENDING,
-            Limit::Stack => libc::RLIMIT_STACK,
-        }) as libc::c_int
+    fn resource(self) -> Resource {
+        match self {
+            Limit::As => Resource::As,
+            Limit::Core => Resource::Core,
+            Limit::Cpu => Resource::Cpu,
+            Limit::Data => Resource::Data,
+            Limit::Fsize => Resource::Fsize,
+            Limit::Locks => Resource::Locks,
+            Limit::Memlock => Resource::Memlock,
+            Limit::Msgqueue => Resource::Msgqueue,
+            Limit::Nice => Resource::Nice,
+            Limit::NoFile => Resource::Nofile,
+            Limit::Nproc => Resource::Nproc,
+            Limit::Rss => Resource::Rss,
+            Limit::Rtprio => Resource::Rtprio,
+            Limit::Rttime => Resource::Rttime,
+            Limit::Sigpending => Resource::Sigpending,
+            Limit::Stack => Resource::Stack,
+        }
     }
 
     fn code(self) -> u8 {
@@ -151,6 +152,11 @@ pub const UNLIMITED: u64 = to_u64(libc::RLIM_INFINITY);
 #[allow(clippy::unnecessary_cast)]
 const fn to_u64(value: libc::rlim_t) -> u64 {
     value as u64
+}
+
+/// A limit value as rustix takes and gives it: `None` for no limit.
+fn rlim(value: u64) -> Option<u64> {
+    (value != UNLIMITED).then_some(value)
 }
 
 /// A CPU scheduling policy (`sched(7)`), as `chrt` names them.
@@ -353,22 +359,13 @@ impl Resources {
                 format!("nice value {n} is out of range (-20 to 19)"),
             );
         }
-        if let Some(n) = self.nice {
-            // Below the current value needs privilege, or an RLIMIT_NICE that allows it.
-            // SAFETY: geteuid, getpriority and getrlimit only read.
-            let (euid, current, ceiling) = unsafe {
-                let mut nice = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                libc::getrlimit(libc::RLIMIT_NICE as _, &mut nice);
-                (
-                    libc::geteuid(),
-                    libc::getpriority(libc::PRIO_PROCESS as _, 0),
-                    20 - i64::try_from(to_u64(nice.rlim_cur)).unwrap_or(0).min(40),
-                )
-            };
-            if euid != 0 && n < current && i64::from(n) < ceiling {
+        // Below the current value needs privilege, or an RLIMIT_NICE that allows it.
+        if let Some(n) = self.nice
+            && let Ok(current) = getpriority_process(None)
+        {
+            let soft = getrlimit(Resource::Nice).current.unwrap_or(UNLIMITED);
+            let ceiling = 20 - i64::try_from(soft).unwrap_or(0).min(40);
+            if !geteuid().is_root() && n < current && i64::from(n) < ceiling {
                 return Err(Error::new(
                     ErrorKind::PermissionDenied,
                     Step::Nice,
@@ -411,20 +408,14 @@ impl Resources {
                     ),
                 );
             }
-            let mut current = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: getrlimit writes the struct we pass.
-            let rc = unsafe { libc::getrlimit(limit.resource() as _, &mut current) };
-            // SAFETY: geteuid has no preconditions.
-            if rc == 0 && hard > to_u64(current.rlim_max) && unsafe { libc::geteuid() } != 0 {
+            let current = getrlimit(limit.resource()).maximum.unwrap_or(UNLIMITED);
+            if hard > current && !geteuid().is_root() {
                 return Err(Error::new(
                     ErrorKind::PermissionDenied,
                     Step::Rlimit,
                     format!(
                         "{name}: raising the hard limit from {} to {} needs root",
-                        show(to_u64(current.rlim_max)),
+                        show(current),
                         show(hard)
                     ),
                 ));
@@ -482,30 +473,29 @@ impl Resources {
 
     /// Applies the controls to the calling process: system calls only (between fork and exec).
     /// On failure, the step and the error.
+    ///
+    /// References: setrlimit(2), setpriority(2), proc_pid_oom_score_adj(5), sched_setscheduler(2),
+    /// ioprio_set(2), PR_SET_NO_NEW_PRIVS in prctl(2).
     pub(crate) fn apply(&self) -> Result<(), (Step, std::io::Error)> {
-        let last = std::io::Error::last_os_error;
         for &(limit, soft, hard) in &self.limits {
-            let value = libc::rlimit {
-                rlim_cur: soft as libc::rlim_t,
-                rlim_max: hard as libc::rlim_t,
+            let value = Rlimit {
+                current: rlim(soft),
+                maximum: rlim(hard),
             };
-            // SAFETY: setrlimit reads the struct we pass.
-            if unsafe { libc::setrlimit(limit.resource() as _, &value) } != 0 {
-                return Err((Step::Rlimit, last()));
-            }
+            rustix::process::setrlimit(limit.resource(), value)
+                .map_err(|e| (Step::Rlimit, e.into()))?;
         }
         if let Some(n) = self.nice {
-            // SAFETY: setpriority has no memory effects.
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, n) } != 0 {
-                return Err((Step::Nice, last()));
-            }
+            rustix::process::setpriority_process(None, n).map_err(|e| (Step::Nice, e.into()))?;
         }
         #[cfg(target_os = "linux")]
         {
+            let last = std::io::Error::last_os_error;
             if let Some(n) = self.oom_score_adj {
                 write_oom_score_adj(n).map_err(|e| (Step::OomScoreAdj, e))?;
             }
             if let Some((policy, priority)) = self.scheduler {
+                // libc: rustix has no wrapper for sched_setscheduler.
                 let param = libc::sched_param {
                     sched_priority: priority,
                 };
@@ -515,7 +505,8 @@ impl Resources {
                 }
             }
             if let Some((class, level)) = self.io {
-                // ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level): no libc wrapper.
+                // ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level).
+                // libc: rustix has no wrapper for ioprio_set (nor has the C library).
                 let value = (libc::c_long::from(class.number()) << 13) | libc::c_long::from(level);
                 // SAFETY: a raw system call with integer arguments only.
                 if unsafe {
@@ -531,10 +522,7 @@ impl Resources {
                 }
             }
             if self.no_new_privs {
-                // SAFETY: prctl with integer arguments only.
-                if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                    return Err((Step::NoNewPrivs, last()));
-                }
+                rustix::thread::set_no_new_privs(true).map_err(|e| (Step::NoNewPrivs, e.into()))?;
             }
         }
         Ok(())
@@ -600,31 +588,23 @@ fn show(value: u64) -> String {
     }
 }
 
-/// Writes `/proc/self/oom_score_adj` with system calls only (no allocation: a stack buffer).
+/// Writes `/proc/self/oom_score_adj` with system calls only (no allocation: a stack buffer, and
+/// the path as a `&CStr`, which rustix does not copy).
 #[cfg(target_os = "linux")]
 fn write_oom_score_adj(value: i32) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
     let mut buf = [0u8; 13];
     let text = oom_text(value, &mut buf);
-    // SAFETY: a constant C string path; the descriptor is closed below.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/oom_score_adj".as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+    let fd = rustix::fs::open(
+        c"/proc/self/oom_score_adj",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match rustix::io::write(&fd, text)? {
+        n if n == text.len() => Ok(()),
+        // Not seen for a few bytes to /proc; the kernel would have taken part of a number.
+        _ => Err(std::io::Error::from_raw_os_error(libc::EIO)),
     }
-    // SAFETY: writes `text`, which is live for the call, to our own descriptor.
-    let written = unsafe { libc::write(fd, text.as_ptr().cast(), text.len()) };
-    let result = if written == text.len() as isize {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    };
-    // SAFETY: closes the descriptor opened above.
-    unsafe { libc::close(fd) };
-    result
 }
 
 /// `value` and a newline, as /proc/PID/oom_score_adj takes it, in `buf`.

@@ -1,7 +1,7 @@
 //! The handles a start gives back: [`Running`] inside a daemon that is the calling program,
 //! [`Spawned`] in the launcher of a program executed as a daemon.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::channel::{self, Record};
@@ -65,7 +65,7 @@ impl Running {
             fds::dup2(target.as_raw_fd(), 2).map_err(|e| Error::os(Step::Stderr, "", e))?;
         }
         if let Some(status) = self.status.take() {
-            channel::send(status.as_raw_fd(), Record::Ready);
+            channel::send(status.as_fd(), Record::Ready);
         }
         if self.foreground {
             crate::notify::notify(&format!("READY=1\nMAINPID={}", self.pid))

@@ -265,14 +265,11 @@ pub(crate) fn block_into_signalfd(
     }
 }
 
-/// The next signal waiting on a (non-blocking) signalfd, if any. `fd` must be open (callers
-/// pass the signalfd they own).
+/// The next signal waiting on a (non-blocking) signalfd, if any.
 ///
 /// References: signalfd(2).
-pub(crate) fn read_signalfd(fd: std::os::fd::RawFd) -> Option<libc::c_int> {
+pub(crate) fn read_signalfd(fd: std::os::fd::BorrowedFd<'_>) -> Option<libc::c_int> {
     let mut info = [0u8; 128];
-    // SAFETY: callers pass the descriptor of a signalfd they own and keep open meanwhile.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let n = rustix::io::read(fd, &mut info).ok()?;
     // ssi_signo is the structure's first field.
     (n == info.len()).then(|| i32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
