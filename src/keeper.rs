@@ -215,7 +215,7 @@ impl Spec {
 /// PIDFILE PROGRAM` (the last two only for `ps`).
 const HANDOFF_FLAG: &std::ffi::CStr = c"--daemonic-keeper-handoff";
 /// The first bytes of a handoff, with its version.
-const HANDOFF_MAGIC: &[u8] = b"daemonic-keeper/1";
+const HANDOFF_MAGIC: &[u8] = b"daemonic-keeper/2";
 
 /// The entry point of a keeper image: a binary whose `main` calls this first can serve as the
 /// small image a keeper re-executes into ([`Daemon::keeper_image`](crate::Daemon::keeper_image);
