@@ -273,6 +273,9 @@ pub fn keeper_entry() -> Option<u8> {
     // Survives execve, but that is the kernel's detail to keep: say it again.
     let _ = become_subreaper();
     let foreground = keeper.foreground;
+    // Decoding went deeper than the loop will: give those stack pages back, and the heap's.
+    crate::process::trim_stack();
+    crate::process::trim_heap();
     // Rust's runtime ignores SIGPIPE already; the mask (our signals blocked) came across exec.
     let exit = keeper.keep();
     Some(match (foreground, exit) {
@@ -1464,6 +1467,7 @@ impl Keeper {
             syslog.shed();
         }
         crate::process::trim_heap();
+        crate::process::trim_stack();
     }
 
     fn loggers(&mut self) -> impl Iterator<Item = &mut Logger> {
