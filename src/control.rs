@@ -70,9 +70,6 @@ impl Request {
                     Action::Signal(s) => (1u8, s as u32),
                     Action::Wait(d) => (2u8, u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
                     Action::Forever => (3u8, 0),
-                    // Steps a later library adds: none yet.
-                    #[allow(unreachable_patterns)]
-                    _ => (0u8, 0),
                 };
                 buf[at] = kind;
                 buf[at + 1..at + 5].copy_from_slice(&value.to_le_bytes());

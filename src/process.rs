@@ -358,29 +358,32 @@ pub(crate) fn trim_stack() {
             .filter(|p| p.is_power_of_two())
             .unwrap_or(4096);
         let keep_from = (here & !(page - 1)).saturating_sub(page);
-        // The stack mapping's lowest address: what lies below it is not ours to drop.
-        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-            return;
-        };
-        let range = maps
-            .lines()
-            .find(|line| line.ends_with("[stack]"))
-            .and_then(|line| line.split(' ').next()?.split_once('-'))
-            .and_then(|(low, high)| {
-                Some((
-                    usize::from_str_radix(low, 16).ok()?,
-                    usize::from_str_radix(high, 16).ok()?,
-                ))
-            });
-        drop(maps);
+        // The stack mapping's bounds, read once (the keeper calls this at every pause in its
+        // program's output): the mapping only ever grows down, so its first lowest address
+        // stays inside it, and what lies below that is not ours to drop.
+        static STACK: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+        let range = *STACK.get_or_init(|| {
+            let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+            let (low, high) = maps
+                .lines()
+                .find(|line| line.ends_with("[stack]"))?
+                .split(' ')
+                .next()?
+                .split_once('-')?;
+            Some((
+                usize::from_str_radix(low, 16).ok()?,
+                usize::from_str_radix(high, 16).ok()?,
+            ))
+        });
         // Only on the main thread's stack (another thread's is not that mapping).
         let lowest = range
             .filter(|&(low, high)| low <= here && here < high)
             .map(|(low, _)| low);
         if let Some(lowest) = lowest.filter(|&low| low < keep_from) {
             // SAFETY: [lowest, keep_from) is the part of the main thread's stack mapping (we run
-            // on it, checked above) more than a page below the current frame: no live frame or red zone is there, so dropping
-            // its contents (the pages read back as zeros when touched again) changes nothing.
+            // on it, checked above) more than a page below the current frame: no live frame or
+            // red zone is there, so dropping its contents (the pages read back as zeros when
+            // touched again) changes nothing.
             let _ = unsafe {
                 rustix::mm::madvise(
                     lowest as *mut std::ffi::c_void,

@@ -95,6 +95,9 @@ pub fn is_starting(pidfile: &Path, daemon: u32) -> bool {
     Process::open(locker).is_ok_and(|p| p.is_alive() && p.holds_file(dev, ino).unwrap_or(false))
 }
 
+/// The least a wait right after a `KILL` lasts (see [`Schedule::step_to_run`]).
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
+
 /// One step of a stop schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -184,6 +187,19 @@ impl Schedule {
             }
         }
         None
+    }
+
+    /// The step at `at` as it is carried out (by a keeper, or by [`stop`] without one): as
+    /// [`step`](Schedule::step) returns it, except that a wait right after a `KILL` lasts at
+    /// least [`KILL_GRACE`]: the kernel needs a moment to end a process, and a schedule such as
+    /// `TERM/0/KILL/0` must not report failure for a process about to die.
+    pub(crate) fn step_to_run(&self, at: usize) -> Option<(Action, usize)> {
+        let (action, next) = self.step(at)?;
+        let after_kill = next >= 2 && self.actions[next - 2] == Action::Signal(libc::SIGKILL);
+        Some(match action {
+            Action::Wait(d) if after_kill => (Action::Wait(d.max(KILL_GRACE)), next),
+            other => (other, next),
+        })
     }
 
     /// How long the whole schedule may wait; `None` with `forever`.
@@ -394,15 +410,8 @@ pub fn stop(pidfile: &Path, schedule: &Schedule) -> Result<Stopped, Error> {
     let pid = process.pid();
     let mut gone = false;
     let mut at = 0;
-    let mut after_kill = false;
-    while let Some((action, next)) = schedule.step(at) {
+    while let Some((action, next)) = schedule.step_to_run(at) {
         at = next;
-        // As the keeper does: the kernel needs a moment to end a killed process.
-        let action = match action {
-            Action::Wait(d) if after_kill => Action::Wait(d.max(crate::supervise::KILL_GRACE)),
-            other => other,
-        };
-        after_kill = action == Action::Signal(libc::SIGKILL);
         match action {
             Action::Signal(signal) => {
                 if let Err(err) = process.signal(signal) {

@@ -177,9 +177,6 @@ impl Policy {
     }
 }
 
-/// The least time given to a `KILL` to take effect before a stop reports what is still alive.
-pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
-
 /// Where the keeper stands. Kept apart from the public [`ServiceState`] because a stop's
 /// intention and schedule position are part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -606,21 +603,14 @@ impl Machine {
         self.run_schedule(then, 0, now)
     }
 
-    /// Runs the schedule from `step` until a wait (deadline set) or its end. A wait that follows
-    /// a `KILL` lasts at least [`KILL_GRACE`]: the kernel needs a moment to end a process, and a
-    /// schedule such as `TERM/0/KILL/0` must not report failure for a process about to die.
+    /// Runs the schedule from `step` until a wait (deadline set) or its end (waits after a
+    /// `KILL` get their grace: [`Schedule::step_to_run`]).
     fn run_schedule(&mut self, then: Then, step: usize, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
         let mut step = step;
-        let mut after_kill = false;
         // `step` follows a `forever` back round; a well-formed schedule waits after it.
-        while let Some((action, next)) = self.schedule.step(step) {
+        while let Some((action, next)) = self.schedule.step_to_run(step) {
             step = next;
-            let action = match action {
-                Action::Wait(d) if after_kill => Action::Wait(d.max(KILL_GRACE)),
-                other => other,
-            };
-            after_kill = action == Action::Signal(libc::SIGKILL);
             match action {
                 Action::Signal(signal) => {
                     // Only a signal sent while the program runs explains its death; the
@@ -640,8 +630,8 @@ impl Machine {
                     effects.push(Effect::Publish);
                     return effects;
                 }
-                // `step` never yields it; other steps a later library adds are skipped.
-                _ => {}
+                // Never returned by `step_to_run`.
+                Action::Forever => {}
             }
         }
         // The schedule ran out with something still alive: keep waiting for it, say so.
@@ -930,6 +920,7 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stop::KILL_GRACE;
 
     const MS: Duration = Duration::from_millis(1);
 

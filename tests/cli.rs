@@ -289,7 +289,7 @@ fn user_option_drops_privileges() {
         return;
     }
     let sandbox = Sandbox::new();
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.share(0o755);
     let pid = start_sleeper(&sandbox, "d", &["-u", "nobody"]);
     let uid = status(pid, "Uid");
     assert!(uid.split_whitespace().all(|u| u != "0"), "{uid}");
@@ -789,7 +789,7 @@ fn unwritable_pidfile_directory_is_insufficient_privilege() {
         return;
     }
     let sandbox = Sandbox::new();
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.share(0o755);
     let locked = sandbox.path("locked");
     std::fs::create_dir(&locked).unwrap();
     let pidfile = locked.join("d.pid");
@@ -829,7 +829,7 @@ fn stop_says_when_a_read_only_directory_keeps_the_pidfile() {
         return;
     }
     let sandbox = Sandbox::new();
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.share(0o755);
     let (uid, gid) = nobody();
     let dir = sandbox.path("ro");
     std::fs::create_dir(&dir).unwrap();

@@ -227,14 +227,7 @@ fn give_up_ends_in_failed_with_the_reason() {
 fn a_stable_program_killed_is_back_at_once_under_on_failure_and_stays_down_under_no() {
     let sandbox = Sandbox::new();
     let mut fifo = Fifo::new(sandbox.path("events"));
-    let program = script(
-        &sandbox,
-        "svc.sh",
-        &format!(
-            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-            fifo.path.display()
-        ),
-    );
+    let program = announcing(&sandbox, "svc.sh", &fifo);
     // --stable-after 0: every run counts as stable, so the restart must be immediate.
     start(
         &sandbox,
@@ -271,14 +264,7 @@ fn a_stable_program_killed_is_back_at_once_under_on_failure_and_stays_down_under
 fn a_killed_keeper_takes_its_program_along_and_a_new_start_runs_one_copy() {
     let sandbox = Sandbox::new();
     let mut fifo = Fifo::new(sandbox.path("events"));
-    let program = script(
-        &sandbox,
-        "svc.sh",
-        &format!(
-            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-            fifo.path.display()
-        ),
-    );
+    let program = announcing(&sandbox, "svc.sh", &fifo);
     start(&sandbox, "d", &["--restart", "always"], &program);
     let pid = started(&mut fifo);
     let keeper = stat(pid).ppid;
@@ -377,14 +363,7 @@ fn run_exits_with_the_programs_status_and_stops_it_on_term() {
     assert_eq!(code(&output), 7);
 
     let mut fifo = Fifo::new(sandbox.path("events"));
-    let program = script(
-        &sandbox,
-        "svc.sh",
-        &format!(
-            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-            fifo.path.display()
-        ),
-    );
+    let program = announcing(&sandbox, "svc.sh", &fifo);
     let child = ChildGuard(
         daemonic(&sandbox)
             .args(["run", "-n", "fg", "--", &program])
@@ -482,8 +461,7 @@ fn status_is_readable_by_an_unprivileged_user() {
         return;
     }
     let sandbox = Sandbox::new();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.share(0o755);
     let pid = {
         let output =
             run(daemonic(&sandbox).args(["start", "-n", "d", "--", &sleeper(&sandbox), "300"]));
@@ -942,14 +920,7 @@ fn interrupting_a_waiting_start_leaves_nothing() {
     ] {
         let sandbox = Sandbox::new();
         let mut fifo = Fifo::new(sandbox.path("events"));
-        let program = script(
-            &sandbox,
-            "never.sh",
-            &format!(
-                "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-                fifo.path.display()
-            ),
-        );
+        let program = announcing(&sandbox, "never.sh", &fifo);
         let mut launcher = ChildGuard(
             daemonic(&sandbox)
                 .args(["start", "-n", name, "--notify", "--", &program])
@@ -999,14 +970,7 @@ fn interrupting_a_waiting_start_leaves_nothing() {
 fn an_ignored_hangup_does_not_interrupt_a_waiting_start() {
     let sandbox = Sandbox::new();
     let mut fifo = Fifo::new(sandbox.path("events"));
-    let program = script(
-        &sandbox,
-        "never.sh",
-        &format!(
-            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-            fifo.path.display()
-        ),
-    );
+    let program = announcing(&sandbox, "never.sh", &fifo);
     let mut launcher = ChildGuard(
         Command::new("/bin/sh")
             .args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
@@ -1060,8 +1024,7 @@ fn user_sets_home_user_and_logname_from_the_passwd_entry() {
         return;
     }
     let sandbox = Sandbox::new();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.share(0o755);
     let home = std::process::Command::new("getent")
         .args(["passwd", "nobody"])
         .output()
@@ -1105,8 +1068,7 @@ fn capabilities_survive_the_drop_to_a_user_and_every_restart() {
         return;
     }
     let sandbox = Sandbox::new();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.share(0o755);
     let output = run(daemonic(&sandbox)
         .args(["start", "-n", "caps", "-u", "nobody", "--restart", "always"])
         .args([
@@ -1281,14 +1243,7 @@ fn hostile_pidfile_directories_and_planted_pidfiles_are_refused() {
 fn a_killed_launcher_never_makes_status_say_ready() {
     let sandbox = Sandbox::new();
     let mut fifo = Fifo::new(sandbox.path("events"));
-    let program = script(
-        &sandbox,
-        "slow.sh",
-        &format!(
-            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-            fifo.path.display()
-        ),
-    );
+    let program = announcing(&sandbox, "slow.sh", &fifo);
     let mut launcher = ChildGuard(
         daemonic(&sandbox)
             .args(["start", "-n", "d", "--notify", "--", &program])
@@ -1410,14 +1365,7 @@ fn resource_controls_reach_the_program_and_survive_a_restart() {
     }
     let sandbox = Sandbox::new();
     let mut fifo = Fifo::new(sandbox.path("events"));
-    let program = script(
-        &sandbox,
-        "svc.sh",
-        &format!(
-            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-            fifo.path.display()
-        ),
-    );
+    let program = announcing(&sandbox, "svc.sh", &fifo);
     let env_file = sandbox.path("service.env");
     std::fs::write(
         &env_file,

@@ -591,8 +591,7 @@ fn a_failed_privilege_change_after_the_fork_is_reported_by_step() {
     }
     let sandbox = Sandbox::new();
     // The sandbox must be reachable by nobody for the stderr file.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    sandbox.share(0o1777);
     let (uid, gid) = nobody();
     let mut command = sandbox.fixture();
     command
@@ -681,14 +680,7 @@ fn a_kept_descriptor_reaches_every_run_of_a_supervised_program() {
     let kept = sandbox.path("kept");
     std::fs::write(&kept, "").unwrap();
     let pidfile = sandbox.path("d.pid");
-    let program = script(
-        &sandbox,
-        "svc.sh",
-        &format!(
-            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
-            fifo.path.display()
-        ),
-    );
+    let program = announcing(&sandbox, "svc.sh", &fifo);
     let output = run(sandbox
         .fixture()
         .arg("--pidfile")
@@ -698,12 +690,6 @@ fn a_kept_descriptor_reaches_every_run_of_a_supervised_program() {
         .args(["--keeper-image", KEEPER_BIN, "--supervise", "--", &program]));
     assert!(output.status.success(), "{}", stderr(&output));
     let number = kept_number(&output.stdout);
-    let started = |fifo: &mut Fifo| -> u32 {
-        let line = fifo.line(std::time::Duration::from_secs(10));
-        line.strip_prefix("start ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("expected 'start PID', got {line:?}"))
-    };
     let first = started(&mut fifo);
     assert_eq!(fds(first).get(&number), Some(&kept.display().to_string()));
     // The keeper re-executes into its small image once the program runs; the descriptor must

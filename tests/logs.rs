@@ -578,8 +578,7 @@ fn syslog_gets_every_line_tagged_and_a_missing_listener_costs_counted_drops() {
         &program,
     ]));
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let line = fifo.line(WAIT);
-    let pid: u32 = line.strip_prefix("start ").unwrap().parse().unwrap();
+    let pid = started(&mut fifo);
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
     while got.len() < 3 {

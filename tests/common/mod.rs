@@ -45,6 +45,12 @@ impl Sandbox {
         self.dir.path().join(name)
     }
 
+    /// Opens the sandbox to other users (`mode`, such as 0o755), for a daemon that runs as one.
+    pub fn share(&self, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     pub fn tag(&self) -> String {
         self.dir.path().display().to_string()
     }
@@ -422,6 +428,19 @@ pub fn eventually(what: &str, check: impl Fn() -> bool) {
 /// A command's exit status (a test's commands are not killed by signals).
 pub fn code(output: &Output) -> i32 {
     output.status.code().expect("exit code")
+}
+
+/// A script that reports "start PID" on `fifo` (read it with [`started`]), then runs the
+/// sandbox's sleep for 300 s.
+pub fn announcing(sandbox: &Sandbox, name: &str, fifo: &Fifo) -> String {
+    script(
+        sandbox,
+        name,
+        &format!(
+            "echo \"start $$\" > {}\nexec \"$SLEEP\" 300",
+            fifo.path.display()
+        ),
+    )
 }
 
 /// Waits for the next "start PID" a program reports on its FIFO.
