@@ -73,6 +73,7 @@ pub struct Daemon {
     timeout: Duration,
     readiness: Readiness,
     keeper_image: Option<PathBuf>,
+    launcher_exits: bool,
     log: Option<crate::log::LogConfig>,
     log_stderr: Option<crate::log::LogConfig>,
     syslog: Option<crate::log::SyslogConfig>,
@@ -109,6 +110,7 @@ impl Daemon {
             timeout: DEFAULT_TIMEOUT,
             readiness: Readiness::Exec,
             keeper_image: None,
+            launcher_exits: false,
             log: None,
             log_stderr: None,
             syslog: None,
@@ -409,6 +411,31 @@ impl Daemon {
         self
     }
 
+    /// For [`supervise`](Daemon::supervise) called by a process that exits as soon as it
+    /// returns, as a command-line launcher does (`daemonic start` sets it): the keeper is forked
+    /// once instead of twice, which takes a fork and a wait off every start. The keeper is then
+    /// this process's child until init adopts it, and it leads its own session. It still never
+    /// gets a terminal: it opens every file with `O_NOCTTY`, and its program is no session
+    /// leader either way.
+    ///
+    /// Not for a process that goes on running: the keeper would stay its child, so its end would
+    /// leave a zombie, or be collected by the process's own `wait` calls.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use daemonic::{Daemon, Policy, Program};
+    /// let service = Daemon::new()
+    ///     .pidfile("/run/web.pid")
+    ///     .launcher_exits(true)
+    ///     .supervise(&Program::new("/usr/sbin/web"), Policy::new());
+    /// std::process::exit(if service.is_ok() { 0 } else { 1 });
+    /// ```
+    #[must_use]
+    pub fn launcher_exits(mut self, on: bool) -> Daemon {
+        self.launcher_exits = on;
+        self
+    }
+
     /// Under a keeper ([`supervise`](Daemon::supervise), [`run`](Daemon::run)): the program's
     /// standard output and error go, through one pipe the keeper holds across restarts, into a
     /// log directory: stamped, rotated, never losing a line (see [`LogConfig`](crate::LogConfig)).
@@ -561,7 +588,7 @@ impl Daemon {
             return Ok(running);
         }
         let mut launch = self.acquire(checked, None, false)?;
-        let (child1, ends) = match fork_daemon(&mut launch)? {
+        let (child1, ends) = match fork_daemon(&mut launch, false)? {
             Fork::Daemon(ends) => {
                 // The launcher's ends are closed by close_inherited_fds below, not by us.
                 std::mem::forget(ends);
@@ -621,7 +648,7 @@ impl Daemon {
         let checked = self.validate()?;
         let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
         let mut launch = self.acquire(checked, Some(resolved), false)?;
-        match fork_daemon(&mut launch)? {
+        match fork_daemon(&mut launch, false)? {
             Fork::Daemon(ends) => {
                 std::mem::forget(ends);
                 exec_in_daemon(launch)
@@ -691,7 +718,7 @@ impl Daemon {
         self.check_log()?;
         self.check_socket_path()?;
         let mut launch = self.acquire(checked, Some(resolved), true)?;
-        match fork_daemon(&mut launch)? {
+        match fork_daemon(&mut launch, self.launcher_exits)? {
             Fork::Daemon(ends) => {
                 std::mem::forget(ends);
                 keeper_in_daemon(
@@ -716,6 +743,7 @@ impl Daemon {
                     context,
                     None,
                 )
+                .forked_once(self.launcher_exits)
                 .wait_keeper(&mut on_progress);
                 match outcome {
                     Ok((keeper, pid)) => Ok(Supervised::new(keeper, pid)),
@@ -1265,8 +1293,9 @@ enum Fork {
 }
 
 /// daemon(7) steps 5-8: fork, setsid, fork, exit the first child. The grandchild reports its
-/// pid first, so the launcher can watch it from then on.
-fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
+/// pid first, so the launcher can watch it from then on. With `once` (a keeper whose launcher
+/// exits: [`Daemon::launcher_exits`]), the first child is the daemon and reports itself.
+fn fork_daemon(launch: &mut Launch, once: bool) -> Result<Fork, Error> {
     let Some(ends) = launch.ends.take() else {
         return Err(Error::new(
             ErrorKind::Os,
@@ -1301,6 +1330,11 @@ fn fork_daemon(launch: &mut Launch) -> Result<Fork, Error> {
     if let Err(err) = rustix::process::setsid() {
         channel::send(status_fd, Record::Failed(Step::Setsid, err.raw_os_error()));
         process::exit_now(1);
+    }
+    if once {
+        // The launcher exits once it has heard: this child is the daemon (a keeper).
+        channel::send(status_fd, Record::Pid(child1.as_raw_pid() as u32));
+        return Ok(Fork::Daemon(ends));
     }
     // SAFETY: the first child runs one thread (a fork of a single-threaded launcher); it makes
     // system calls only before it leaves.

@@ -64,6 +64,10 @@ const LOG_RETRY: Duration = Duration::from_secs(1);
 /// flood keeps its buffers.
 const OUTPUT_QUIET: Duration = Duration::from_millis(10);
 
+/// How long a keeper waits, before it re-executes, for the launcher that heard "ready" to go
+/// (see [`Keeper::settle`]); a launcher that keeps its end longer is not waited for.
+const SETTLE_MAX: Duration = Duration::from_millis(100);
+
 /// Everything needed to start the program, resolved before the keeper's first fork and reused
 /// for every restart (nothing is allocated between fork and exec).
 pub(crate) struct Spec {
@@ -329,6 +333,9 @@ pub(crate) struct Keeper {
     machine: Machine,
     files: Option<Files>,
     launcher: Option<OwnedFd>,
+    /// The launcher's channel after it heard "ready": kept until the re-exec, which waits for
+    /// the launcher to close its end ([`Keeper::settle`]).
+    heard: Option<OwnedFd>,
     relay: Option<OwnedFd>,
     notify: Option<notify::Listener>,
     foreground: bool,
@@ -471,6 +478,7 @@ impl Keeper {
             spec: setup.spec,
             files: setup.files,
             launcher: setup.launcher,
+            heard: None,
             relay: setup.relay,
             notify: setup.notify,
             foreground: setup.foreground,
@@ -499,9 +507,11 @@ impl Keeper {
         let effects = vec![Effect::Spawn];
         this.apply(effects);
         if let Some(image) = this.reexec.take() {
+            this.settle();
             // Returns only if the exec failed: this image then goes on keeping the service.
             this.reexec(&image);
         }
+        this.heard = None;
         this.keep()
     }
 
@@ -513,6 +523,52 @@ impl Keeper {
             self.wait_and_dispatch();
         }
         self.finish()
+    }
+
+    /// Before the re-exec, when the launcher has heard "ready": waits until it has gone (its end
+    /// of the channel closed), then until nothing has happened for [`OUTPUT_QUIET`]. The exec
+    /// and the new image's start cost about half a millisecond of CPU; on a small machine they
+    /// would compete with the launcher's exit, its caller and the program's own start, and so
+    /// lengthen every `start`. A signal ends the wait at once (the new image handles it), a
+    /// launcher that keeps its end is waited for [`SETTLE_MAX`] at most, and output or clients
+    /// simply wait in their pipe and queue meanwhile. A program not yet ready at this point
+    /// (readiness by protocol) is kept by the new image from the start, as before.
+    #[inline(never)]
+    fn settle(&mut self) {
+        let Some(heard) = self.heard.take() else {
+            return;
+        };
+        let started = Instant::now();
+        let gone = loop {
+            let left = SETTLE_MAX.saturating_sub(started.elapsed());
+            let mut pfd = [
+                PollFd::new(&heard, PollFlags::empty()),
+                PollFd::new(&self.signals, PollFlags::IN),
+            ];
+            let ms = left.as_millis().clamp(1, 1000) as i32;
+            match rustix::event::poll(&mut pfd, Some(&process::poll_timeout(ms))) {
+                Ok(0) if started.elapsed() >= SETTLE_MAX => return,
+                Ok(_) if !pfd[1].revents().is_empty() => return,
+                // The read end closed: a pipe's write end then reports an error.
+                Ok(_) if pfd[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) => {
+                    break true;
+                }
+                Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break false,
+            }
+        };
+        drop(heard);
+        if gone {
+            // A client that connects meanwhile ends the wait too.
+            let mut pfd = vec![PollFd::new(&self.signals, PollFlags::IN)];
+            pfd.extend(
+                self.listener
+                    .as_ref()
+                    .map(|l| PollFd::new(l, PollFlags::IN)),
+            );
+            let ms = OUTPUT_QUIET.as_millis() as i32;
+            let _ = rustix::event::poll(&mut pfd, Some(&process::poll_timeout(ms)));
+        }
     }
 
     /// Executes `image` with this keeper's state (see [`crate::handoff`]); returns only if that
@@ -719,6 +775,7 @@ impl Keeper {
             machine,
             files,
             launcher,
+            heard: None,
             relay,
             notify,
             foreground,
@@ -1405,7 +1462,7 @@ impl Keeper {
             .write(true)
             .create_new(true)
             .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
             .open(&temp);
         let (Ok(input), Ok(output), Ok(script)) = (input, output, CString::new(command)) else {
             crate::log::finish_processing(&archive, false);
@@ -1805,6 +1862,7 @@ impl Keeper {
                     self.drain_output();
                 }
                 channel::send(launcher.as_fd(), Record::Ready);
+                self.heard = Some(launcher);
             }
             self.relay = None;
         }

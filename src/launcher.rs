@@ -335,6 +335,8 @@ pub(crate) struct Launcher {
     ready_seen: Vec<u8>,
     notify: Option<notify::Listener>,
     child1: libc::pid_t,
+    /// The first child is the daemon itself ([`crate::Daemon::launcher_exits`]): not reaped.
+    forked_once: bool,
     mode: Mode,
     timeout: Duration,
     context: Context,
@@ -359,6 +361,7 @@ impl Launcher {
             ready_seen: Vec::new(),
             notify: ends.notify,
             child1,
+            forked_once: false,
             mode,
             timeout,
             context,
@@ -366,6 +369,12 @@ impl Launcher {
             daemon: None,
             interrupts: ends.interrupts,
         }
+    }
+
+    /// The first child is the daemon itself (a keeper forked once): it is not waited for.
+    pub(crate) fn forked_once(mut self, once: bool) -> Launcher {
+        self.forked_once = once;
+        self
     }
 
     /// Waits for the outcome. On success returns the daemon's pid; on failure the daemon is
@@ -382,7 +391,9 @@ impl Launcher {
     ) -> Result<(u32, u32), Error> {
         // The first child only forks and exits; reap it so it leaves no zombie. The daemon is
         // then a child of init, as daemon(7) wants, from its first moment.
-        if let Some(child1) = Pid::from_raw(self.child1) {
+        if let Some(child1) = Pid::from_raw(self.child1)
+            && !self.forked_once
+        {
             let _ = rustix::process::waitpid(Some(child1), WaitOptions::empty());
         }
         let mut deadline = Instant::now()
@@ -421,6 +432,12 @@ impl Launcher {
             State::Ready { pid } => Ok((self.daemon.as_ref().map_or(pid, Process::pid), pid)),
             State::Failed(err) => {
                 self.stop_half_started();
+                if let Some(child1) = Pid::from_raw(self.child1)
+                    && self.forked_once
+                {
+                    // The keeper was this process's child: collected if it has gone.
+                    let _ = rustix::process::waitpid(Some(child1), WaitOptions::NOHANG);
+                }
                 if let Some(p) = &self.pidfile {
                     let _ = p.remove();
                 }

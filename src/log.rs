@@ -774,7 +774,7 @@ fn open_current(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .and_then(|file| {
             if file.metadata()?.is_file() {

@@ -385,13 +385,11 @@ pub(crate) fn format_decimal(mut value: u32, buf: &mut [u8; 12]) -> usize {
     n + 1
 }
 
-/// The pid written in the file at `path`, if it holds one.
+/// The pid written in the file at `path`, if it holds one. Only a regular file is read: a FIFO
+/// planted at the name never blocks the reader, and a device is never opened as a terminal.
 pub(crate) fn read_pid(path: &Path) -> Option<u32> {
     let mut text = String::new();
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    crate::status::open_regular(path)
         .ok()?
         .take(64)
         .read_to_string(&mut text)

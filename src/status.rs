@@ -635,7 +635,7 @@ impl Writer {
         let me = rustix::process::geteuid().as_raw();
         if let Ok(file) = OpenOptions::new()
             .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&self.path)
             && let Ok(meta) = file.metadata()
             && meta.is_file()
@@ -649,7 +649,7 @@ impl Writer {
             .write(true)
             .create_new(true)
             .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
             .open(&self.path)
     }
 

@@ -91,6 +91,125 @@ fn nothing_left(sandbox: &Sandbox, name: &str) {
     );
 }
 
+/// A pseudo-terminal for a test: its master (closing it hangs the terminal up) and the path of
+/// its slave.
+fn pseudo_terminal() -> (std::os::fd::OwnedFd, String) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain calls on a descriptor this test owns; ptsname_r writes into `name`.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(
+            master >= 0,
+            "posix_openpt: {}",
+            std::io::Error::last_os_error()
+        );
+        let master = std::os::fd::OwnedFd::from_raw_fd(master);
+        use std::os::fd::AsRawFd;
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0);
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0
+        );
+        let name = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (master, name)
+    }
+}
+
+/// A process's terminal and its foreground group (`tty_nr`, `tpgid`), if it still exists.
+fn terminal_of(pid: u32) -> Option<(i64, i64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.get(4)?.parse().ok()?, fields.get(5)?.parse().ok()?))
+}
+
+/// The keeper leads its own session (`start` forks it once), so a terminal it opened for
+/// reading without `O_NOCTTY` would become its controlling terminal, and the terminal's hangup
+/// its SIGHUP. Here the pidfile a self-forking program is said to write is a terminal: the
+/// keeper looks at it every few milliseconds for a second, and never gets it. (Linux never makes
+/// a terminal opened write-only controlling, so the output files below are the lesser case.)
+#[test]
+fn a_keeper_never_gets_a_terminal_from_the_files_it_opens() {
+    let sandbox = Sandbox::new();
+    let (master, tty) = pseudo_terminal();
+    let forker = script(&sandbox, "forker.sh", "\"$SLEEP\" 300 &\nexit 0");
+    let mut start = daemonic(&sandbox)
+        .args([
+            "start",
+            "-n",
+            "f",
+            "--forks",
+            &tty,
+            "--ready-timeout",
+            "1",
+            "--",
+            &forker,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let launcher = start.id();
+    let children = format!("/proc/{launcher}/task/{launcher}/children");
+    let (mut keeper, mut terminals) = (None, Vec::new());
+    let status = loop {
+        if let Some(status) = start.try_wait().unwrap() {
+            break status;
+        }
+        // The keeper is the launcher's child until the launcher exits.
+        if keeper.is_none() {
+            keeper = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()));
+        }
+        if let Some(terminal) = keeper.and_then(terminal_of) {
+            terminals.push(terminal);
+        }
+        std::thread::yield_now();
+    };
+    assert!(!status.success(), "no daemon pid ever appears in {tty}");
+    assert!(
+        keeper.is_some() && !terminals.is_empty(),
+        "the keeper was seen"
+    );
+    assert!(
+        terminals.iter().all(|&t| t == (0, -1)),
+        "the keeper never had a terminal: {:?}",
+        terminals.iter().find(|&&t| t != (0, -1))
+    );
+    // The output file a terminal, opened at start and again by the keeper at `reopen`.
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-n",
+        "d",
+        "-o",
+        &tty,
+        "--",
+        &sleeper(&sandbox),
+        "300",
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
+    let keeper = keeper_of(pid);
+    assert_eq!(stat(keeper).session, keeper, "the keeper leads its session");
+    let reopen = run(daemonic(&sandbox).args(["reopen", "-n", "d"]));
+    assert_eq!(code(&reopen), 0, "{}", stderr(&reopen));
+    assert!(
+        fds(keeper).values().any(|t| *t == tty),
+        "the keeper writes to {tty}"
+    );
+    assert_eq!(
+        terminal_of(keeper),
+        Some((0, -1)),
+        "the keeper after reopen"
+    );
+    assert_eq!(terminal_of(pid), Some((0, -1)), "the program after reopen");
+    drop(master);
+}
+
 #[test]
 fn start_runs_the_program_under_a_keeper_that_is_a_daemon() {
     let sandbox = Sandbox::new();
@@ -115,7 +234,8 @@ fn start_runs_the_program_under_a_keeper_that_is_a_daemon() {
         exe.ends_with("sleep"),
         "the pidfile's pid is the program itself, not a wrapper: {exe:?}"
     );
-    // The keeper is the daemon: a child of init (or our subreaper), not a session leader.
+    // The keeper is the daemon: a child of init (or our subreaper), leading a session of its own
+    // without a terminal (`start` forks it once: `Daemon::launcher_exits`).
     let keeper = keeper_of(pid);
     // Once the program runs, the keeper becomes the small image, not a copy of the command (it
     // re-executes just after `start` hears the program is up: wait for it).
@@ -134,7 +254,7 @@ fn start_runs_the_program_under_a_keeper_that_is_a_daemon() {
     );
     let k = stat(keeper);
     assert!(is_reaper_for_us(k.ppid), "keeper's parent {}", k.ppid);
-    assert_ne!(k.session, keeper, "the keeper is not a session leader");
+    assert_eq!(k.session, keeper, "the keeper leads its own session");
     assert_eq!((k.tty_nr, k.tpgid), (0, -1), "the keeper has no terminal");
     // The program: its own process group inside the keeper's session, never a session leader.
     let s = stat(pid);

@@ -604,6 +604,8 @@ fn start(args: &StartArgs) -> Result<u8, Failure> {
         args.service.describe(report, &pidfile);
         return Ok(0);
     }
+    // This command exits as soon as the start has an outcome: the keeper is forked once.
+    let daemon = daemon.launcher_exits(true);
     let result = daemon.supervise_with(&program, args.service.policy(), |progress| {
         if let Progress::Status(status) = progress {
             report.note(format_args!(
