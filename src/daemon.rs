@@ -858,7 +858,7 @@ impl Daemon {
 
     /// Validation without side effects (see [`check`](Daemon::check)).
     fn validate(&self) -> Result<Checked, Error> {
-        refuse_threads()?;
+        let changed_signals = refuse_threads()?;
         self.environment.validate()?;
         self.resources.check()?;
         if self.no_core && self.resources.sets(crate::resources::Limit::Core) {
@@ -945,6 +945,7 @@ impl Daemon {
                 .as_deref()
                 .map(|p| c_path(p, Step::Chroot))
                 .transpose()?,
+            changed_signals,
         })
     }
 
@@ -1189,6 +1190,8 @@ struct Checked {
     creds: Option<Credentials>,
     workdir: CString,
     chroot: Option<CString>,
+    /// The signals whose disposition is not the default here (`signals::reset_changed`).
+    changed_signals: u64,
 }
 
 /// Everything the daemon side needs, prepared before the first fork.
@@ -1382,7 +1385,12 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
     // Steps 2-3: default dispositions and an empty mask. A Rust program that goes on as the
     // daemon keeps the handlers it installed and its runtime's ignored SIGPIPE; an executed
     // program gets every default.
-    signals::reset_signals(launch.exec.is_none()).map_err(|e| (Step::Signals, e))?;
+    match launch.exec {
+        // The Rust program goes on: what it set itself stays (each signal is looked at).
+        None => signals::reset_signals(true),
+        Some(_) => signals::reset_changed(launch.checked.changed_signals),
+    }
+    .map_err(|e| (Step::Signals, e))?;
     // Step 1: close everything inherited, except what was asked for and what we use.
     fds::close_inherited_fds(&launch.keep, launch.max_fd);
     if launch.exec.is_some() {
@@ -1486,7 +1494,7 @@ fn exec_in_daemon(mut launch: Launch) -> ! {
 /// target; umask 022 and `/` as its directory (detached only). No chroot and no privilege drop:
 /// those are the program's.
 fn keeper_steps(launch: &mut Launch, detached: bool) -> Result<(), (Step, io::Error)> {
-    signals::reset_signals(false).map_err(|e| (Step::Signals, e))?;
+    signals::reset_changed(launch.checked.changed_signals).map_err(|e| (Step::Signals, e))?;
     if detached {
         fds::close_inherited_fds(&launch.keep, launch.max_fd);
     }
@@ -1728,10 +1736,14 @@ fn refuse_async_runtime(keep: &[RawFd]) -> Result<(), Error> {
 
 /// Refuses a process that already runs more than one thread: after fork only the calling
 /// thread exists, and locks other threads held (malloc's among them) stay locked forever.
-fn refuse_threads() -> Result<(), Error> {
+/// Returns the signals whose disposition is not the default, read from the same status.
+fn refuse_threads() -> Result<u64, Error> {
     #[cfg(target_os = "linux")]
     {
-        let status = std::fs::read_to_string("/proc/self/status")
+        // One read of about 1.5 KiB (read_to_string would grow its buffer from 32 bytes).
+        let mut status = String::with_capacity(4096);
+        std::fs::File::open("/proc/self/status")
+            .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut status))
             .map_err(|e| Error::os(Step::Threads, "/proc/self/status", e))?;
         let threads: usize = status
             .lines()
@@ -1747,8 +1759,10 @@ fn refuse_threads() -> Result<(), Error> {
                 ),
             ));
         }
+        Ok(crate::signals::changed_dispositions(Some(&status)))
     }
-    Ok(())
+    #[cfg(not(target_os = "linux"))]
+    Ok(crate::signals::changed_dispositions(None))
 }
 
 /// A path as a C string for chdir/chroot.

@@ -15,6 +15,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rustix::fs::{Mode, OFlags};
+
 use crate::error::{Error, ErrorKind, Step};
 
 /// How long a start waits for a locked pidfile that names no live pid (a start or stop in
@@ -42,19 +44,29 @@ impl Pidfile {
         check_directory(path)?;
         let started = Instant::now();
         loop {
-            let lock = OpenOptions::new()
-                .read(true)
-                .write(false)
-                .create(false)
-                .custom_flags(
-                    libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
-                )
-                .open(path);
-            let lock = match lock {
-                Ok(file) => file,
-                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => create(path)?,
-                Err(err) => return Err(pidfile_error(path, err)),
-            };
+            // Read-only: the lock must live on a description the daemon cannot write through.
+            // Created if missing, in the same call (std's OpenOptions refuses `create` without
+            // write access). A directory, and another user's file in a sticky directory (when
+            // fs.protected_regular is set), refuse O_CREAT: opened without it, the checks below
+            // say what is wrong.
+            let flags = OFlags::RDONLY
+                | OFlags::NOFOLLOW
+                | OFlags::CLOEXEC
+                | OFlags::NONBLOCK
+                | OFlags::NOCTTY;
+            let mode = Mode::from_bits_truncate(0o644);
+            let lock = match rustix::fs::open(path, flags | OFlags::CREATE, mode) {
+                Err(refused @ (rustix::io::Errno::ACCESS | rustix::io::Errno::ISDIR)) => {
+                    match rustix::fs::open(path, flags, mode) {
+                        // No file, and no right to make one.
+                        Err(rustix::io::Errno::NOENT) => Err(refused),
+                        opened => opened,
+                    }
+                }
+                opened => opened,
+            }
+            .map(File::from)
+            .map_err(|e| pidfile_error(path, e.into()))?;
             match lock.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
@@ -106,6 +118,12 @@ impl Pidfile {
                     Step::Pidfile,
                     format!("pidfile {}: not a regular file", path.display()),
                 ));
+            }
+            // The umask may have narrowed a new file's mode: readers (status, stop) must be able
+            // to read it.
+            if meta.uid() == me && meta.permissions().mode() & 0o777 != 0o644 {
+                lock.set_permissions(std::fs::Permissions::from_mode(0o644))
+                    .map_err(|e| pidfile_error(path, e))?;
             }
             let writer = OpenOptions::new()
                 .write(true)
@@ -278,9 +296,13 @@ pub(crate) fn safe_directory(dir: &Path) -> Result<(), String> {
             .join(dir)
     };
     let mut walked = PathBuf::from("/");
+    // Without links or `..` on the way, the path is its own resolution, and what was looked at
+    // on the way is what the check below needs: no second walk.
+    let mut plain = Some(vec![(walked.clone(), std::fs::metadata(&walked).ok())]);
     for component in absolute.components().skip(1) {
         walked.push(component);
-        if let Ok(meta) = std::fs::symlink_metadata(&walked)
+        let meta = std::fs::symlink_metadata(&walked).ok();
+        if let Some(meta) = &meta
             && meta.file_type().is_symlink()
             && !trusted(meta.uid())
         {
@@ -290,12 +312,34 @@ pub(crate) fn safe_directory(dir: &Path) -> Result<(), String> {
                 meta.uid()
             ));
         }
+        let linked = meta.as_ref().is_none_or(|m| m.file_type().is_symlink());
+        if linked || !matches!(component, std::path::Component::Normal(_)) {
+            plain = None;
+        } else if let Some(plain) = &mut plain {
+            plain.push((walked.clone(), meta));
+        }
     }
-    let resolved =
-        std::fs::canonicalize(&absolute).map_err(|e| format!("{}: {e}", absolute.display()))?;
-    for ancestor in resolved.ancestors() {
-        let meta =
-            std::fs::metadata(ancestor).map_err(|e| format!("{}: {e}", ancestor.display()))?;
+    let plain = plain.and_then(|p| {
+        p.into_iter()
+            .rev()
+            .map(|(path, meta)| Some((path, meta?)))
+            .collect::<Option<Vec<_>>>()
+    });
+    let walked = match plain {
+        Some(walked) => walked,
+        None => {
+            let resolved = std::fs::canonicalize(&absolute)
+                .map_err(|e| format!("{}: {e}", absolute.display()))?;
+            let mut walked = Vec::new();
+            for ancestor in resolved.ancestors() {
+                let meta = std::fs::metadata(ancestor)
+                    .map_err(|e| format!("{}: {e}", ancestor.display()))?;
+                walked.push((ancestor.to_path_buf(), meta));
+            }
+            walked
+        }
+    };
+    for (ancestor, meta) in &walked {
         let mode = meta.permissions().mode();
         if !trusted(meta.uid()) {
             return Err(format!(
@@ -313,28 +357,6 @@ pub(crate) fn safe_directory(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Creates a new pidfile, mode 0644, failing rather than following a symlink planted meanwhile.
-fn create(path: &Path) -> Result<File, Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| pidfile_error(path, e))?;
-    // The umask may have narrowed the mode: readers (status, stop) must be able to read it.
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| pidfile_error(path, e))?;
-    // Reopen read-only: the lock must live on a description the daemon cannot write through.
-    drop(file);
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| pidfile_error(path, e))
 }
 
 fn pidfile_error(path: &Path, err: io::Error) -> Error {

@@ -97,9 +97,15 @@ impl PreparedStdio {
                     let fd = match null {
                         Some(fd) => fd,
                         None => {
-                            let file = open_file(Path::new("/dev/null"), step, |o| {
-                                o.read(true).write(true);
-                            })?;
+                            // The system's own device: no link to check, nothing to block on.
+                            let file = rustix::fs::open(
+                                c"/dev/null",
+                                rustix::fs::OFlags::RDWR
+                                    | rustix::fs::OFlags::CLOEXEC
+                                    | rustix::fs::OFlags::NOCTTY,
+                                rustix::fs::Mode::empty(),
+                            )
+                            .map_err(|e| Error::os(step, "/dev/null", e.into()))?;
                             let fd = file.as_raw_fd();
                             owned.push(file);
                             null = Some(fd);

@@ -91,6 +91,44 @@ fn nothing_left(sandbox: &Sandbox, name: &str) {
     );
 }
 
+/// The program gets every signal at its default, whatever the launcher inherited: ignored
+/// (nohup's SIGHUP, a shell's SIGINT and SIGQUIT for a background job, a glibc-reserved real-time
+/// signal) or blocked. The keeper resets only what the launcher's status showed changed, so this
+/// checks that reading too.
+#[test]
+fn signals_the_launcher_inherited_reach_the_program_at_their_defaults() {
+    let sandbox = Sandbox::new();
+    let mut command = daemonic(&sandbox);
+    command.args(["start", "-n", "d", "--", &sleeper(&sandbox), "300"]);
+    // SAFETY: signal, the raw rt_sigaction and sigprocmask are async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            for signo in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR2] {
+                libc::signal(signo, libc::SIG_IGN);
+            }
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                33,
+                [libc::SIG_IGN, 0, 0, 0].as_ptr(),
+                0usize,
+                8usize,
+            );
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let output = run(&mut command);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let pid = pid_in(&pidfile(&sandbox, "d"));
+    for key in ["SigIgn", "SigCgt", "SigBlk"] {
+        assert_eq!(status(pid, key), "0000000000000000", "{key}");
+    }
+}
+
 /// A pseudo-terminal for a test: its master (closing it hangs the terminal up) and the path of
 /// its slave.
 fn pseudo_terminal() -> (std::os::fd::OwnedFd, String) {

@@ -1144,9 +1144,13 @@ fn hostile_pidfile_directories_and_planted_pidfiles_are_refused() {
     let open = sandbox.path("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Our own link to such a directory is followed, and what it leads to is what is checked.
+    let ours = sandbox.path("ours");
+    std::os::unix::fs::symlink(&open, &ours).unwrap();
     for (dir, why) in [
         (&theirs, "belongs to uid 65534"),
         (&open, "may be written by others"),
+        (&ours, "may be written by others"),
     ] {
         let pidfile = dir.join("svc.pid");
         let output = run(daemonic(&sandbox).args([
