@@ -35,8 +35,10 @@
 #     with src/detach_bench.c (the shared harness's timer: fork+exec from C, polled every 10 us,
 #     a child subreaper that SIGKILLs and reaps everything after the clock stops). daemonic
 #     start vs `start-stop-daemon --start --background --make-pidfile`, libslack `daemon`, and
-#     src/cdaemon.c -w (a minimal C double fork that waits for the exec: the floor). RUNS (30)
-#     per cell, in 3 interleaved rounds.
+#     src/cdaemon.c -w (a minimal C double fork that waits for the exec: the floor of a
+#     daemonizer), and src/ckeeper.c (daemonic's start design in C and nothing else: one fork,
+#     a session, a control socket, a status record, posix_spawn, the pid written after the exec,
+#     the launcher told: the floor of a keeper). RUNS (30) per cell, in 3 interleaved rounds.
 #
 # Clean-up: the script re-executes itself under src/subreaper.c, so every process it starts,
 # detached or not, stays its descendant. Each part stops what it started (daemonic with
@@ -64,7 +66,7 @@ if [ -z "${_KEEPER_BENCH_WORK:-}" ]; then
     BIN=$WORK/bin
     mkdir -p "$BIN"
     cc=${CC:-cc}
-    for s in detach_bench cdaemon stamp subreaper; do
+    for s in detach_bench cdaemon ckeeper stamp subreaper; do
         "$cc" -O2 -Wall -o "$BIN/$s" "$HERE/src/$s.c" || { rm -rf "$WORK"; exit 1; }
     done
     # the restart probe: static if the toolchain allows (less exec cost, as in restart.sh)
@@ -444,10 +446,11 @@ st_cmd() { # tool -> argv words, {PIDFILE} substituted by the caller
         start-stop-daemon) echo "start-stop-daemon --start --quiet --background --make-pidfile --pidfile {PIDFILE} --exec $SLEEP -- 100000" ;;
         libslack-daemon) echo "daemon --name=kbstart --pidfile={PIDFILE} -- $SLEEP 100000" ;;
         cdaemon-w) echo "$BIN/cdaemon -w {PIDFILE} $SLEEP 100000" ;;
+        ckeeper) echo "$BIN/ckeeper {PIDFILE} $SLEEP 100000" ;;
     esac
 }
 part_start() {
-    local tools="daemonic-start start-stop-daemon libslack-daemon cdaemon-w"
+    local tools="daemonic-start start-stop-daemon libslack-daemon cdaemon-w ckeeper"
     local hard limits L tool round rounds=3 per cmd argv raw=$WORK/start.csv
     hard=$(ulimit -Hn)
     limits="1024"
@@ -490,7 +493,7 @@ part_start() {
         done
         printf '\n'
     done
-    for tool in start-stop-daemon libslack-daemon cdaemon-w; do
+    for tool in start-stop-daemon libslack-daemon cdaemon-w ckeeper; do
         [ -n "${READY[$tool,1024]:-}" ] || continue
         printf 'daemonic start / %-18s' "$tool:"
         for L in $limits; do printf ' %s at %s;' "$(ratio "${READY[daemonic-start,$L]:-}" "${READY[$tool,$L]}")" "$L"; done
