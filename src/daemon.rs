@@ -529,6 +529,9 @@ impl Daemon {
     pub fn check_program(&self, program: &Program) -> Result<PathBuf, Error> {
         let checked = self.validate()?;
         let resolved = program.resolve(self.chroot.as_deref(), checked.creds.as_ref())?;
+        // What supervise checks too, short of creating the log directory.
+        self.check_log_length()?;
+        self.check_socket_path()?;
         Ok(PathBuf::from(std::ffi::OsStr::from_bytes(
             resolved.path.as_bytes(),
         )))
@@ -837,6 +840,15 @@ impl Daemon {
 
     /// The log directory can be created and written: found before anything forks.
     fn check_log(&self) -> Result<(), Error> {
+        self.check_log_length()?;
+        for config in self.log.iter().chain(self.log_stderr.iter()) {
+            crate::log::Logger::open(config.clone())?;
+        }
+        Ok(())
+    }
+
+    /// The log directory's name fits the status record.
+    fn check_log_length(&self) -> Result<(), Error> {
         if let Some(config) = &self.log
             && config.dir().as_os_str().len() > crate::status::LOG_DIR_MAX
         {
@@ -849,9 +861,6 @@ impl Daemon {
                     crate::status::LOG_DIR_MAX
                 ),
             ));
-        }
-        for config in self.log.iter().chain(self.log_stderr.iter()) {
-            crate::log::Logger::open(config.clone())?;
         }
         Ok(())
     }

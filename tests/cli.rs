@@ -1506,6 +1506,23 @@ fn test_mode_checks_and_tells_but_does_nothing() {
     // What would fail fails as it would, with its code.
     let missing = run(daemonic(&sandbox).args(["start", "-n", "d", "--test", "--", "/no/such"]));
     assert_eq!(code(&missing), 5, "{}", stderr(&missing));
+    // A pidfile too long for its keeper's socket: the dry run says what the start says.
+    let long = sandbox.path(&format!("{}.pid", "p".repeat(110)));
+    for dry in [true, false] {
+        let mut command = daemonic(&sandbox);
+        command.args(["start", "-p", long.to_str().unwrap()]);
+        if dry {
+            command.arg("--test");
+        }
+        let output = run(command.args(["--", &sleep, "300"]));
+        assert_eq!(code(&output), 2, "--test {dry}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("too long a path"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!long.exists());
+    }
     let stop = run(daemonic(&sandbox).args(["stop", "-n", "d", "--test"]));
     assert_eq!(code(&stop), 0);
     assert!(stderr(&stop).contains("not running: nothing to do"));
