@@ -1745,20 +1745,20 @@ fn refuse_async_runtime(keep: &[RawFd]) -> Result<(), Error> {
 
 /// Refuses a process that already runs more than one thread: after fork only the calling
 /// thread exists, and locks other threads held (malloc's among them) stay locked forever.
-/// Returns the signals whose disposition is not the default, read from the same status.
+/// Returns the signals whose disposition is not the default (`signals::reset_changed`).
 fn refuse_threads() -> Result<u64, Error> {
     #[cfg(target_os = "linux")]
     {
-        // One read of about 1.5 KiB (read_to_string would grow its buffer from 32 bytes).
-        let mut status = String::with_capacity(4096);
-        std::fs::File::open("/proc/self/status")
-            .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut status))
-            .map_err(|e| Error::os(Step::Threads, "/proc/self/status", e))?;
-        let threads: usize = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(1);
+        // A task directory's link count is 2 and one per thread: one statx, where reading
+        // /proc/self/status costs 30 us in a fresh process.
+        let task = rustix::fs::statx(
+            rustix::fs::CWD,
+            c"/proc/self/task",
+            rustix::fs::AtFlags::empty(),
+            rustix::fs::StatxFlags::NLINK,
+        )
+        .map_err(|e| Error::os(Step::Threads, "/proc/self/task", e.into()))?;
+        let threads = u64::from(task.stx_nlink).saturating_sub(2);
         if threads > 1 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -1768,10 +1768,8 @@ fn refuse_threads() -> Result<u64, Error> {
                 ),
             ));
         }
-        Ok(crate::signals::changed_dispositions(Some(&status)))
     }
-    #[cfg(not(target_os = "linux"))]
-    Ok(crate::signals::changed_dispositions(None))
+    Ok(crate::signals::changed_dispositions())
 }
 
 /// A path as a C string for chdir/chroot.

@@ -1,7 +1,7 @@
 //! The daemon's environment (daemon(7) step 4): kept, cleared, or changed variable by variable.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{Error, ErrorKind, Step};
 
@@ -112,25 +112,48 @@ impl Environment {
     }
 
     /// `KEY=VALUE` strings for `execve`, with `extra` variables added last (replacing same keys).
+    /// The same variables as [`resolve`](Environment::resolve), in the same order, each built
+    /// with one allocation: this is on the path of every start.
     pub(crate) fn to_envp(&self, extra: &[(&str, &OsStr)]) -> Result<Vec<CString>, Error> {
-        let mut vars = self.resolve_os();
-        for (key, value) in extra {
-            vars.retain(|(k, _)| k != key);
-            vars.push((OsString::from(key), value.to_os_string()));
-        }
-        vars.into_iter()
-            .map(|(mut key, value)| {
-                key.push("=");
-                key.push(&value);
-                CString::new(key.into_vec()).map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidInput,
-                        Step::Environment,
-                        "environment contains a NUL byte",
-                    )
-                })
+        let entry = |key: &OsStr, value: &OsStr| {
+            let mut bytes = Vec::with_capacity(key.len() + value.len() + 2);
+            bytes.extend_from_slice(key.as_bytes());
+            bytes.push(b'=');
+            bytes.extend_from_slice(value.as_bytes());
+            CString::new(bytes).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    Step::Environment,
+                    "environment contains a NUL byte",
+                )
             })
-            .collect()
+        };
+        let in_extra = |key: &OsStr| extra.iter().any(|(k, _)| OsStr::new(k) == key);
+        let changed = |key: &OsStr| self.changes.iter().any(|(k, _)| k == key);
+        let mut envp = Vec::new();
+        if !self.clear {
+            for (key, value) in std::env::vars_os() {
+                if !changed(&key) && !in_extra(&key) {
+                    envp.push(entry(&key, &value)?);
+                }
+            }
+        }
+        // A key changed twice counts once, where it was last changed (as `resolve` does).
+        for (i, (key, value)) in self.changes.iter().enumerate() {
+            let later = self.changes[i + 1..].iter().any(|(k, _)| k == key);
+            if let Some(value) = value
+                && !later
+                && !in_extra(key)
+            {
+                envp.push(entry(key, value)?);
+            }
+        }
+        for (i, (key, value)) in extra.iter().enumerate() {
+            if !extra[i + 1..].iter().any(|(k, _)| k == key) {
+                envp.push(entry(OsStr::new(key), value)?);
+            }
+        }
+        Ok(envp)
     }
 
     /// Makes this process's environment equal to the resolved one.
@@ -149,5 +172,42 @@ impl Environment {
             // SAFETY: as above.
             unsafe { std::env::set_var(&key, &value) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `to_envp` is `resolve` with the extra variables last, as `KEY=VALUE` strings.
+    #[test]
+    fn envp_is_the_resolved_environment_then_the_extra() {
+        let env = Environment::empty()
+            .set("A", "1")
+            .set("B", "2")
+            .remove("B")
+            .set("C", "3")
+            .set("A", "4")
+            .set("D", "5");
+        let extra = [("D", OsStr::new("6")), ("E", OsStr::new("7"))];
+        let envp: Vec<String> = env
+            .to_envp(&extra)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        assert_eq!(envp, ["C=3", "A=4", "D=6", "E=7"]);
+        assert!(Environment::empty().set("K", "a\0b").to_envp(&[]).is_err());
+        // Inherited: each variable once, and a changed one only where it was changed.
+        let envp = Environment::inherit()
+            .set("PATH", "/x")
+            .to_envp(&[])
+            .unwrap();
+        let paths: Vec<_> = envp
+            .iter()
+            .filter(|c| c.as_bytes().starts_with(b"PATH="))
+            .collect();
+        assert_eq!(paths, [&CString::new("PATH=/x").unwrap()]);
+        assert_eq!(envp.last().map(|c| c.as_bytes()), Some(&b"PATH=/x"[..]));
     }
 }

@@ -65,7 +65,7 @@
 //! |---|---|---|
 //! | the daemon(7) procedure, pidfile lock, privilege drop, readiness | yes | yes |
 //! | closing inherited descriptors | `close_range`, `/proc/self/fd` | a `close` loop |
-//! | thread check before the fork | `/proc/self/status` | not checked |
+//! | thread check before the fork | `/proc/self/task` (its link count) | not checked |
 //! | signals to the right process | pidfd (5.3+) | `kill` |
 //! | keeper: orphans adopted, program dies with a killed keeper | subreaper, `PR_SET_PDEATHSIG` | neither |
 //! | keeper starts its program | `clone(CLONE_VM \| CLONE_VFORK)` | `fork` |

@@ -42,10 +42,9 @@ pub(crate) fn reset_signals(keep_own: bool) -> io::Result<()> {
 }
 
 /// [`reset_signals`] without `keep_own`, for a caller that knows which dispositions are not the
-/// default: the signals in `changed` (bit N-1 for signal N, as `/proc/PID/status` shows
-/// `SigIgn` and `SigCgt`; [`changed_dispositions`] reads them before the fork) and `SIGPIPE`,
-/// instead of 64 system calls in a fresh child whose every stack page is a copy-on-write fault.
-/// Async-signal-safe.
+/// default: the signals in `changed` (bit N-1 for signal N; [`changed_dispositions`] reads them
+/// before the fork) and `SIGPIPE`, instead of 64 system calls in a fresh child, where every
+/// stack page touched is a copy-on-write fault. Async-signal-safe.
 pub(crate) fn reset_changed(changed: u64) -> io::Result<()> {
     let changed = changed | 1 << (libc::SIGPIPE - 1);
     for signo in 1..max_signal().min(65) {
@@ -56,19 +55,17 @@ pub(crate) fn reset_changed(changed: u64) -> io::Result<()> {
     unblock_all()
 }
 
-/// The signals whose disposition is not the default (ignored or caught), read from this
-/// process's status as [`reset_changed`] takes them; every signal where that cannot be read.
-pub(crate) fn changed_dispositions(status: Option<&str>) -> u64 {
-    let mask = |key: &str| {
-        status?
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-    };
-    match (mask("SigIgn:"), mask("SigCgt:")) {
-        (Some(ignored), Some(caught)) => ignored | caught,
-        _ => u64::MAX,
+/// The signals whose disposition is not the default here (ignored or caught, or unreadable), as
+/// [`reset_changed`] takes them. 64 queries cost about 10 us; `SigIgn` and `SigCgt` from
+/// `/proc/self/status` cost 30 us in a fresh process.
+pub(crate) fn changed_dispositions() -> u64 {
+    let mut changed = 0;
+    for signo in 1..max_signal().min(65) {
+        if current_handler(signo) != Some(libc::SIG_DFL) {
+            changed |= 1 << (signo - 1);
+        }
     }
+    changed
 }
 
 /// `signo` back to `SIG_DFL` (not SIGKILL or SIGSTOP, which cannot change). Async-signal-safe.
@@ -313,19 +310,4 @@ pub(crate) fn read_signalfd(fd: std::os::fd::BorrowedFd<'_>) -> Option<libc::c_i
     let n = rustix::io::read(fd, &mut info).ok()?;
     // ssi_signo is the structure's first field.
     (n == info.len()).then(|| i32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changed_dispositions_are_the_ignored_and_the_caught() {
-        let status = "Name:\tx\nSigQ:\t0/1\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
-                      SigBlk:\t0000000000010000\nSigIgn:\t0000000000001001\nSigCgt:\t0000000180000002\n";
-        assert_eq!(changed_dispositions(Some(status)), 0x1001 | 0x1_8000_0002);
-        // Unreadable: every signal is reset.
-        assert_eq!(changed_dispositions(None), u64::MAX);
-        assert_eq!(changed_dispositions(Some("Name:\tx\n")), u64::MAX);
-    }
 }
