@@ -6,7 +6,7 @@
 #                                      CARGO_TARGET_DIR) and runs all three parts (~1 min)
 #   DAEMONIC=/path/to/daemonic bench/keeper.sh          use that binary (and the daemonic-keeper
 #                                      beside it), build nothing
-#   PARTS="memory restart start" REPEAT=5 SETTLE=1 CYCLES=10 RUN_MS=1500 RUNS=30 bench/keeper.sh
+#   PARTS="memory restart start" REPEAT=5 SETTLE=1 CYCLES=10 RUN_MS=1500 RUNS=30 ROUNDS=3 bench/keeper.sh
 #   KEEP_WORK=1 bench/keeper.sh        keep the temporary directory (stamps, raw CSV)
 # Needs: bash, cc (static libc for the restart probe if available), /proc (Linux).
 # Peers, each skipped with "(not installed)" when missing (Debian: apt-get install runit s6
@@ -38,7 +38,8 @@
 #     src/cdaemon.c -w (a minimal C double fork that waits for the exec: the floor of a
 #     daemonizer), and src/ckeeper.c (daemonic's start design in C and nothing else: one fork,
 #     a session, a control socket, a status record, posix_spawn, the pid written after the exec,
-#     the launcher told: the floor of a keeper). RUNS (30) per cell, in 3 interleaved rounds.
+#     the launcher told: the floor of a keeper). RUNS (30) per cell, in ROUNDS (3) interleaved
+#     rounds.
 #
 # Clean-up: the script re-executes itself under src/subreaper.c, so every process it starts,
 # detached or not, stays its descendant. Each part stops what it started (daemonic with
@@ -451,7 +452,7 @@ st_cmd() { # tool -> argv words, {PIDFILE} substituted by the caller
 }
 part_start() {
     local tools="daemonic-start start-stop-daemon libslack-daemon cdaemon-w ckeeper"
-    local hard limits L tool round rounds=3 per cmd argv raw=$WORK/start.csv
+    local hard limits L tool round rounds=${ROUNDS:-3} per cmd argv raw=$WORK/start.csv
     hard=$(ulimit -Hn)
     limits="1024"
     [ "$hard" != 1024 ] && limits="1024 $hard"
