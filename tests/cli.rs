@@ -100,27 +100,10 @@ fn signals_the_launcher_inherited_reach_the_program_at_their_defaults() {
     let sandbox = Sandbox::new();
     let mut command = daemonic(&sandbox);
     command.args(["start", "-n", "d", "--", &sleeper(&sandbox), "300"]);
-    // SAFETY: signal, the raw rt_sigaction and sigprocmask are async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            for signo in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR2] {
-                libc::signal(signo, libc::SIG_IGN);
-            }
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                33,
-                [libc::SIG_IGN, 0, 0, 0].as_ptr(),
-                0usize,
-                8usize,
-            );
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGUSR1);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    with_changed_signals(
+        &mut command,
+        &[libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR2],
+    );
     let output = run(&mut command);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let pid = pid_in(&pidfile(&sandbox, "d"));

@@ -162,27 +162,7 @@ fn signals_the_launcher_ignored_or_blocked_are_reset() {
     let pidfile = sandbox.path("d.pid");
     let mut command = sandbox.fixture();
     command.arg("--pidfile").arg(&pidfile);
-    // SAFETY: sigaction and sigprocmask are async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-            // A glibc-reserved real-time signal, which glibc's sigaction cannot reset.
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                33,
-                [libc::SIG_IGN, 0, 0, 0].as_ptr(),
-                0usize,
-                8usize,
-            );
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGUSR1);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    with_changed_signals(&mut command, &[libc::SIGHUP, libc::SIGPIPE]);
     let output = run(&mut command);
     assert!(output.status.success(), "{}", stderr(&output));
     let pid = pid_in(&pidfile);

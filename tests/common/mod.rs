@@ -205,6 +205,35 @@ pub fn kill(pid: u32, signal: i32) {
     unsafe { libc::kill(pid as i32, signal) };
 }
 
+/// Makes `command` start with `ignored` set to `SIG_IGN`, a glibc-reserved real-time signal (33,
+/// which glibc's sigaction cannot reset) ignored too, and SIGUSR1 and SIGTERM blocked: what a
+/// launcher may inherit (nohup, a shell's background job), for tests that check none of it
+/// reaches the daemon.
+pub fn with_changed_signals(command: &mut Command, ignored: &'static [libc::c_int]) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal, the raw rt_sigaction and sigprocmask are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            for &signo in ignored {
+                libc::signal(signo, libc::SIG_IGN);
+            }
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                33,
+                [libc::SIG_IGN, 0, 0, 0].as_ptr(),
+                0usize,
+                8usize,
+            );
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
