@@ -1649,6 +1649,7 @@ fn keeper_in_daemon(
         channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
         process::exit_now(1);
     }
+    crate::keeper::drop_tz_naming_no_file();
     // The status pipe moves into the keeper's setup, which a failing Keeper::new drops: a copy
     // to report that failure through.
     let report = rustix::io::fcntl_dupfd_cloexec(&launch.status_w, 3).ok();
@@ -1749,16 +1750,14 @@ fn refuse_async_runtime(keep: &[RawFd]) -> Result<(), Error> {
 fn refuse_threads() -> Result<u64, Error> {
     #[cfg(target_os = "linux")]
     {
-        // A task directory's link count is 2 and one per thread: one statx, where reading
-        // /proc/self/status costs 30 us in a fresh process.
-        let task = rustix::fs::statx(
-            rustix::fs::CWD,
-            c"/proc/self/task",
-            rustix::fs::AtFlags::empty(),
-            rustix::fs::StatxFlags::NLINK,
-        )
-        .map_err(|e| Error::os(Step::Threads, "/proc/self/task", e.into()))?;
-        let threads = u64::from(task.stx_nlink).saturating_sub(2);
+        // A task directory's link count is 2 and one per thread: one stat (not statx, which
+        // older kernels and seccomp profiles refuse), where reading /proc/self/status costs
+        // 30 us in a fresh process.
+        let task = rustix::fs::stat(c"/proc/self/task")
+            .map_err(|e| Error::os(Step::Threads, "/proc/self/task", e.into()))?;
+        // `st_nlink` is a u32 on some architectures (aarch64).
+        #[allow(clippy::useless_conversion)]
+        let threads = u64::from(task.st_nlink).saturating_sub(2);
         if threads > 1 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,

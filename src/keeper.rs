@@ -596,11 +596,11 @@ impl Keeper {
         ) else {
             return;
         };
-        // Only what this keeper reads of its own environment: `TZ` (local-time stamps) and
-        // `NOTIFY_SOCKET` (`run` under systemd). The program's environment is in the state, and
-        // a small environment keeps the new image's stack small.
+        // Only what this keeper reads of its own environment: `TZ` and `TZDIR` (local-time
+        // stamps) and `NOTIFY_SOCKET` (`run` under systemd). The program's environment is in the
+        // state, and a small environment keeps the new image's stack small.
         let envp: Vec<CString> = std::env::vars_os()
-            .filter(|(k, _)| k == "TZ" || k == "NOTIFY_SOCKET")
+            .filter(|(k, _)| k == "TZ" || k == "TZDIR" || k == "NOTIFY_SOCKET")
             .filter_map(|(k, v)| {
                 let mut kv = k.into_encoded_bytes();
                 kv.push(b'=');
@@ -1862,7 +1862,10 @@ impl Keeper {
                     self.drain_output();
                 }
                 channel::send(launcher.as_fd(), Record::Ready);
-                self.heard = Some(launcher);
+                // Kept only for a re-exec still to come (see `settle`).
+                if self.reexec.is_some() {
+                    self.heard = Some(launcher);
+                }
             }
             self.relay = None;
         }
@@ -1940,6 +1943,34 @@ impl Keeper {
             let _ = files.pidfile.remove();
         }
         self.machine.last_exit().map(|(exit, _)| exit)
+    }
+}
+
+/// glibc reads the zone file that `TZ` names (at the keeper's first local-time stamp) with a
+/// plain `fopen`, without `O_NOCTTY`; a keeper forked once leads its session, and a terminal
+/// opened that way would become its controlling terminal (and its hangup the program's HUP). A
+/// `TZ` that names something other than a regular file, resolved as glibc does (a leading `:`
+/// dropped, a relative name under `TZDIR` or /usr/share/zoneinfo), is removed from the keeper's
+/// own environment, which then uses /etc/localtime. Rule strings (`EST5EDT`, `UTC0`) name no file
+/// and stay, as do zone names; the program's environment is its own and keeps `TZ` as given.
+pub(crate) fn drop_tz_naming_no_file() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(tz) = std::env::var_os("TZ") else {
+        return;
+    };
+    let name = tz.as_bytes().strip_prefix(b":").unwrap_or(tz.as_bytes());
+    if name.is_empty() {
+        return;
+    }
+    let name = std::ffi::OsStr::from_bytes(name);
+    let path = match name.as_bytes()[0] {
+        b'/' => PathBuf::from(name),
+        _ => PathBuf::from(std::env::var_os("TZDIR").unwrap_or("/usr/share/zoneinfo".into()))
+            .join(name),
+    };
+    if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+        // SAFETY: the keeper runs one thread (a fork of a launcher checked to run one).
+        unsafe { std::env::remove_var("TZ") };
     }
 }
 

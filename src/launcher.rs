@@ -686,10 +686,18 @@ impl Launcher {
     /// TERM to the daemon and its process group, KILL after a grace period. A keeper stops its
     /// whole service on TERM (by its own schedule) and removes what it wrote; it gets that long.
     /// A daemon whose pid never arrived is reached through its process group (the first child's
-    /// pid): it cannot have been reused while a member lives.
+    /// pid): it cannot have been reused while a member lives. A keeper forked once is this
+    /// process's child, not yet reaped, so its own pid is still its own: it is killed by pid (its
+    /// group may not exist yet, if the wait ended before it called `setsid`), and reaped. A
+    /// program it may have started dies with it (PR_SET_PDEATHSIG).
     fn stop_half_started(&self) {
         let group = Pid::from_raw(self.child1);
         let Some(daemon) = &self.daemon else {
+            if let Some(keeper) = group.filter(|_| self.forked_once) {
+                let _ = rustix::process::kill_process(keeper, Signal::KILL);
+                let _ = rustix::process::waitpid(Some(keeper), WaitOptions::empty());
+                return;
+            }
             // See above for the group's identity.
             if let Some(group) = group {
                 let _ = kill_process_group(group, Signal::KILL);

@@ -45,28 +45,25 @@ impl Pidfile {
         let started = Instant::now();
         loop {
             // Read-only: the lock must live on a description the daemon cannot write through.
-            // Created if missing, in the same call (std's OpenOptions refuses `create` without
-            // write access). A directory, and another user's file in a sticky directory (when
-            // fs.protected_regular is set), refuse O_CREAT: opened without it, the checks below
-            // say what is wrong.
+            // A new file is created by this same call (std's OpenOptions refuses `create`
+            // without write access); whatever is there already (a stale pidfile, or a link,
+            // directory or FIFO someone planted) is opened as it is, and the checks below say
+            // what is wrong with it.
             let flags = OFlags::RDONLY
                 | OFlags::NOFOLLOW
                 | OFlags::CLOEXEC
                 | OFlags::NONBLOCK
                 | OFlags::NOCTTY;
             let mode = Mode::from_bits_truncate(0o644);
-            let lock = match rustix::fs::open(path, flags | OFlags::CREATE, mode) {
-                Err(refused @ (rustix::io::Errno::ACCESS | rustix::io::Errno::ISDIR)) => {
-                    match rustix::fs::open(path, flags, mode) {
-                        // No file, and no right to make one.
-                        Err(rustix::io::Errno::NOENT) => Err(refused),
-                        opened => opened,
-                    }
-                }
-                opened => opened,
-            }
-            .map(File::from)
-            .map_err(|e| pidfile_error(path, e.into()))?;
+            let (lock, created) =
+                match rustix::fs::open(path, flags | OFlags::CREATE | OFlags::EXCL, mode) {
+                    Ok(fd) => (Ok(fd), true),
+                    Err(rustix::io::Errno::EXIST) => (rustix::fs::open(path, flags, mode), false),
+                    Err(err) => (Err(err), false),
+                };
+            let lock = lock
+                .map(File::from)
+                .map_err(|e| pidfile_error(path, e.into()))?;
             match lock.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
@@ -119,9 +116,22 @@ impl Pidfile {
                     format!("pidfile {}: not a regular file", path.display()),
                 ));
             }
-            // The umask may have narrowed a new file's mode: readers (status, stop) must be able
-            // to read it.
-            if meta.uid() == me && meta.permissions().mode() & 0o777 != 0o644 {
+            // Another name for the same file could be anyone's file (a hard link planted in a
+            // shared directory where fs.protected_hardlinks is off): never emptied or written.
+            if meta.nlink() != 1 {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    Step::Pidfile,
+                    format!(
+                        "pidfile {}: has {} hard links; not taken over (remove it, or choose another pidfile)",
+                        path.display(),
+                        meta.nlink()
+                    ),
+                ));
+            }
+            // The umask may have narrowed the new file's mode: readers (status, stop) must be
+            // able to read it. An existing file keeps the mode it was given.
+            if created && meta.permissions().mode() & 0o777 != 0o644 {
                 lock.set_permissions(std::fs::Permissions::from_mode(0o644))
                     .map_err(|e| pidfile_error(path, e))?;
             }

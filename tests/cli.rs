@@ -112,6 +112,47 @@ fn signals_the_launcher_inherited_reach_the_program_at_their_defaults() {
     }
 }
 
+/// A pidfile with another name (a hard link someone planted: with fs.protected_hardlinks off, to
+/// a file of root's in /tmp) is never emptied or written. A stale pidfile is taken over and keeps
+/// the mode it was given.
+#[test]
+fn a_hard_linked_pidfile_is_refused_and_a_stale_one_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let sleep = sleeper(&sandbox);
+    let precious = sandbox.path("precious");
+    std::fs::write(&precious, "keep me\n").unwrap();
+    let linked = sandbox.path("linked.pid");
+    std::fs::hard_link(&precious, &linked).unwrap();
+    let output = run(daemonic(&sandbox).args([
+        "start",
+        "-p",
+        linked.to_str().unwrap(),
+        "--",
+        &sleep,
+        "300",
+    ]));
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("has 2 hard links"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
+    assert_eq!(sandbox.processes(), Vec::<u32>::new());
+    let stale = sandbox.path("stale.pid");
+    std::fs::write(&stale, "999999\n").unwrap();
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output =
+        run(daemonic(&sandbox).args(["start", "-p", stale.to_str().unwrap(), "--", &sleep, "300"]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let pid = pid_in(&stale);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("sleep"), "{exe:?}");
+    let mode = std::fs::metadata(&stale).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the stale file's mode is kept");
+}
+
 /// A pseudo-terminal for a test: its master (closing it hangs the terminal up) and the path of
 /// its slave.
 fn pseudo_terminal() -> (std::os::fd::OwnedFd, String) {
@@ -228,6 +269,36 @@ fn a_keeper_never_gets_a_terminal_from_the_files_it_opens() {
         "the keeper after reopen"
     );
     assert_eq!(terminal_of(pid), Some((0, -1)), "the program after reopen");
+    // TZ naming the terminal: glibc opens the zone file without O_NOCTTY at the first local-time
+    // stamp. The keeper drops such a TZ from its own environment (the program keeps it).
+    let log = sandbox.path("log");
+    let talker = script(&sandbox, "talker.sh", "echo hello\nexec \"$SLEEP\" 300");
+    let output = run(daemonic(&sandbox).env("TZ", &tty).args([
+        "start",
+        "-n",
+        "tz",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-stamp",
+        "local",
+        "--",
+        &talker,
+    ]));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    eventually("the line is logged with a local stamp", || {
+        std::fs::read_to_string(log.join("current")).is_ok_and(|t| t.contains("hello"))
+    });
+    let pid = pid_in(&pidfile(&sandbox, "tz"));
+    let keeper = keeper_of(pid);
+    assert_eq!(
+        terminal_of(keeper),
+        Some((0, -1)),
+        "the keeper after a local stamp"
+    );
+    assert!(
+        environ(pid).contains(&format!("TZ={tty}")),
+        "the program's TZ is as given"
+    );
     drop(master);
 }
 
@@ -584,6 +655,27 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
         "an abstract NOTIFY_SOCKET: {socket:?}"
     );
     let pid = pid_in(&pidfile(&sandbox, "d"));
+    // Ready came after the keeper's re-exec: the channel to the launcher that heard it is not
+    // kept (a pipe end no other process holds, or the keeper's other end).
+    let keeper = keeper_of(pid);
+    eventually("the keeper runs its small image", || {
+        std::fs::read_link(format!("/proc/{keeper}/exe")).is_ok_and(|e| e == Path::new(KEEPER_BIN))
+    });
+    let (kept, program) = (fds(keeper), fds(pid));
+    let holders = |pipe: &String| {
+        kept.values()
+            .chain(program.values())
+            .filter(|t| *t == pipe)
+            .count()
+    };
+    let lonely: Vec<&String> = kept
+        .values()
+        .filter(|t| is_pipe(t) && holders(t) == 1)
+        .collect();
+    assert!(
+        lonely.is_empty(),
+        "pipe ends only the keeper holds: {lonely:?}"
+    );
     let status = run(daemonic(&sandbox).args(["status", "-n", "d", "--json"]));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["state"], "ready");

@@ -990,6 +990,56 @@ fn an_ignored_hangup_does_not_interrupt_a_waiting_start() {
     assert_eq!(sandbox.processes(), Vec::<u32>::new());
 }
 
+/// A TERM that comes while `start` waits for a busy pidfile (a stop or start in progress holds
+/// it) is taken once the launcher has forked the keeper, before the keeper has said its pid: the
+/// launcher stops that keeper all the same (it is its child, killed by pid), and nothing stays
+/// running.
+#[test]
+fn an_interrupt_before_the_keeper_is_heard_from_leaves_nothing() {
+    let sandbox = Sandbox::new();
+    let run_dir = sandbox.path("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    // An empty pidfile, locked: `start` waits (up to 200 ms) for its holder to write a pid.
+    let pidfile = run_dir.join("r.pid");
+    let busy = std::fs::File::create(&pidfile).unwrap();
+    busy.lock().unwrap();
+    let mut launcher = ChildGuard(
+        daemonic(&sandbox)
+            .args(["start", "-n", "r", "--", &sleeper(&sandbox), "300"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Once TERM is blocked the launcher takes it through its signalfd, after the fork.
+    eventually("the launcher blocks TERM", || {
+        u64::from_str_radix(&status(launcher.id(), "SigBlk"), 16)
+            .is_ok_and(|blocked| blocked & 1 << (libc::SIGTERM - 1) != 0)
+    });
+    kill(launcher.id(), libc::SIGTERM);
+    drop(busy);
+    let output = std::mem::replace(&mut launcher.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        sandbox.processes(),
+        Vec::<u32>::new(),
+        "nothing left running"
+    );
+    let status = run(daemonic(&sandbox).args(["status", "-n", "r"]));
+    assert_ne!(
+        code(&status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+}
+
 /// A relative pidfile names a file from where the command was given, for the keeper too (which
 /// works in `/`): its socket and record are beside it, and `status` and `stop` find them.
 #[test]
