@@ -530,8 +530,8 @@ impl Keeper {
     /// and the new image's start cost about half a millisecond of CPU; on a small machine they
     /// would compete with the launcher's exit, its caller and the program's own start, and so
     /// lengthen every `start`. A signal ends the wait at once (the new image handles it), a
-    /// launcher that keeps its end is waited for [`SETTLE_MAX`] at most, and output or clients
-    /// simply wait in their pipe and queue meanwhile. A program not yet ready at this point
+    /// launcher that keeps its end is waited for [`SETTLE_MAX`] at most, and once it has gone,
+    /// output or a client ends the wait too. A program not yet ready at this point
     /// (readiness by protocol) is kept by the new image from the start, as before.
     #[inline(never)]
     fn settle(&mut self) {
@@ -559,13 +559,18 @@ impl Keeper {
         };
         drop(heard);
         if gone {
-            // A client that connects meanwhile ends the wait too.
+            // A client that connects, or output to read, ends the wait too: a program that
+            // floods would otherwise fill its pipe meanwhile, and the new image would start on
+            // a full megabyte, with its buffers at their largest for good.
             let mut pfd = vec![PollFd::new(&self.signals, PollFlags::IN)];
             pfd.extend(
                 self.listener
                     .as_ref()
                     .map(|l| PollFd::new(l, PollFlags::IN)),
             );
+            for (read, _) in [&self.output, &self.err_output].into_iter().flatten() {
+                pfd.push(PollFd::new(read, PollFlags::IN));
+            }
             let ms = OUTPUT_QUIET.as_millis() as i32;
             let _ = rustix::event::poll(&mut pfd, Some(&process::poll_timeout(ms)));
         }

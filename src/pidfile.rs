@@ -305,10 +305,13 @@ pub(crate) fn safe_directory(dir: &Path) -> Result<(), String> {
             .map_err(|e| format!("the current directory: {e}"))?
             .join(dir)
     };
+    // The owner and mode of each directory from `/` down, while no link or `..` is on the way:
+    // then the path is its own resolution, and no second walk is needed. Only numbers are kept
+    // (a keeper checks its log directory this way, and what it allocates stays its memory).
+    let mut plain = std::fs::metadata("/")
+        .ok()
+        .map(|m| vec![(m.uid(), m.permissions().mode())]);
     let mut walked = PathBuf::from("/");
-    // Without links or `..` on the way, the path is its own resolution, and what was looked at
-    // on the way is what the check below needs: no second walk.
-    let mut plain = Some(vec![(walked.clone(), std::fs::metadata(&walked).ok())]);
     for component in absolute.components().skip(1) {
         walked.push(component);
         let meta = std::fs::symlink_metadata(&walked).ok();
@@ -322,48 +325,55 @@ pub(crate) fn safe_directory(dir: &Path) -> Result<(), String> {
                 meta.uid()
             ));
         }
-        let linked = meta.as_ref().is_none_or(|m| m.file_type().is_symlink());
-        if linked || !matches!(component, std::path::Component::Normal(_)) {
-            plain = None;
-        } else if let Some(plain) = &mut plain {
-            plain.push((walked.clone(), meta));
+        match (&mut plain, meta) {
+            (Some(list), Some(meta))
+                if !meta.file_type().is_symlink()
+                    && matches!(component, std::path::Component::Normal(_)) =>
+            {
+                list.push((meta.uid(), meta.permissions().mode()));
+            }
+            _ => plain = None,
         }
     }
-    let plain = plain.and_then(|p| {
-        p.into_iter()
-            .rev()
-            .map(|(path, meta)| Some((path, meta?)))
-            .collect::<Option<Vec<_>>>()
-    });
-    let walked = match plain {
-        Some(walked) => walked,
-        None => {
-            let resolved = std::fs::canonicalize(&absolute)
-                .map_err(|e| format!("{}: {e}", absolute.display()))?;
-            let mut walked = Vec::new();
-            for ancestor in resolved.ancestors() {
-                let meta = std::fs::metadata(ancestor)
-                    .map_err(|e| format!("{}: {e}", ancestor.display()))?;
-                walked.push((ancestor.to_path_buf(), meta));
-            }
-            walked
-        }
-    };
-    for (ancestor, meta) in &walked {
-        let mode = meta.permissions().mode();
-        if !trusted(meta.uid()) {
+    let check = |dir: &dyn Fn() -> PathBuf, uid: u32, mode: u32| {
+        if !trusted(uid) {
             return Err(format!(
-                "its directory {} belongs to uid {}",
-                ancestor.display(),
-                meta.uid()
+                "its directory {} belongs to uid {uid}",
+                dir().display()
             ));
         }
         if mode & 0o022 != 0 && mode & 0o1000 == 0 {
             return Err(format!(
                 "its directory {} may be written by others (mode {:o}) and is not sticky",
-                ancestor.display(),
+                dir().display(),
                 mode & 0o7777
             ));
+        }
+        Ok(())
+    };
+    match plain {
+        // The deepest first, as below.
+        Some(list) => {
+            for (depth, &(uid, mode)) in list.iter().enumerate().rev() {
+                check(
+                    &|| absolute.components().take(depth + 1).collect(),
+                    uid,
+                    mode,
+                )?;
+            }
+        }
+        None => {
+            let resolved = std::fs::canonicalize(&absolute)
+                .map_err(|e| format!("{}: {e}", absolute.display()))?;
+            for ancestor in resolved.ancestors() {
+                let meta = std::fs::metadata(ancestor)
+                    .map_err(|e| format!("{}: {e}", ancestor.display()))?;
+                check(
+                    &|| ancestor.to_path_buf(),
+                    meta.uid(),
+                    meta.permissions().mode(),
+                )?;
+            }
         }
     }
     Ok(())
