@@ -58,7 +58,9 @@ EOF
 chmod +x "$prog"
 start=$(date +%s.%N)
 "$D" start -n restarts --log "$work/log" --log-keep 1000 --restart always --stable-after 0 -- "$prog" || exit 1
-while [ "$(cat "$counter" 2>/dev/null || echo 0)" -lt "$n" ]; do sleep 0.05; done
+# (The program rewrites the counter with `>`: it may read empty for a moment.)
+count() { local c; c=$(cat "$counter" 2>/dev/null); echo "${c:-0}"; }
+while [ "$(count)" -lt "$n" ]; do sleep 0.05; done
 # The last line reaches the log a moment after the counter.
 for _ in $(seq 100); do grep -q "line $n\$" "$work/log/current" && break; sleep 0.02; done
 end=$(date +%s.%N)
