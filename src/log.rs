@@ -695,6 +695,10 @@ impl Logger {
             self.unprocessed.push_back(archive);
         }
         self.retain();
+        // Renaming, listing and pruning the archives went deeper than writing does: under a
+        // flood (rotations, and never a pause to shed at) those stack pages would stay the
+        // keeper's for good.
+        crate::process::trim_stack();
         Ok(())
     }
 
