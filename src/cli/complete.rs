@@ -301,51 +301,45 @@ const MAX_ENTRIES: usize = 50_000;
 ///
 /// References: getpwent(3).
 fn user_entries() -> Vec<(String, u32)> {
-    let mut entries = Vec::new();
-    // SAFETY: the completing process is single-threaded, so nothing else uses the database's
-    // static iterator; each entry is copied before the next call overwrites it.
-    unsafe {
-        libc::setpwent();
-        while entries.len() < MAX_ENTRIES {
-            let entry = libc::getpwent();
-            if entry.is_null() {
-                break;
-            }
-            if (*entry).pw_name.is_null() {
-                continue;
-            }
-            let name = CStr::from_ptr((*entry).pw_name)
-                .to_string_lossy()
-                .into_owned();
-            entries.push((name, (*entry).pw_uid));
-        }
-        libc::endpwent();
-    }
-    sorted(entries)
+    // SAFETY: an entry getpwent returned is valid until the next call, and read before it.
+    enumerate(libc::setpwent, libc::endpwent, || unsafe {
+        let entry = libc::getpwent();
+        (!entry.is_null()).then(|| ((*entry).pw_name.cast_const(), (*entry).pw_uid))
+    })
 }
 
 /// The group database, as [`user_entries`].
 ///
 /// References: getgrent(3).
 fn group_entries() -> Vec<(String, u32)> {
+    // SAFETY: as in `user_entries`, for getgrent.
+    enumerate(libc::setgrent, libc::endgrent, || unsafe {
+        let entry = libc::getgrent();
+        (!entry.is_null()).then(|| ((*entry).gr_name.cast_const(), (*entry).gr_gid))
+    })
+}
+
+/// Walks a database from `open` to `close`: `next` gives each entry's name and id (None at
+/// the end), at most [`MAX_ENTRIES`], sorted.
+fn enumerate(
+    open: unsafe extern "C" fn(),
+    close: unsafe extern "C" fn(),
+    mut next: impl FnMut() -> Option<(*const libc::c_char, u32)>,
+) -> Vec<(String, u32)> {
     let mut entries = Vec::new();
-    // SAFETY: as in `user_entries`.
+    // SAFETY: the completing process is single-threaded, so nothing else uses the database's
+    // static iterator; each name is copied before the next call overwrites it.
     unsafe {
-        libc::setgrent();
+        open();
         while entries.len() < MAX_ENTRIES {
-            let entry = libc::getgrent();
-            if entry.is_null() {
+            let Some((name, id)) = next() else {
                 break;
+            };
+            if !name.is_null() {
+                entries.push((CStr::from_ptr(name).to_string_lossy().into_owned(), id));
             }
-            if (*entry).gr_name.is_null() {
-                continue;
-            }
-            let name = CStr::from_ptr((*entry).gr_name)
-                .to_string_lossy()
-                .into_owned();
-            entries.push((name, (*entry).gr_gid));
         }
-        libc::endgrent();
+        close();
     }
     sorted(entries)
 }
