@@ -1396,7 +1396,7 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
     // program gets every default.
     match launch.exec {
         // The Rust program goes on: what it set itself stays (each signal is looked at).
-        None => signals::reset_signals(true),
+        None => signals::reset_signals_keeping_own(),
         Some(_) => signals::reset_changed(launch.checked.changed_signals),
     }
     .map_err(|e| (Step::Signals, e))?;

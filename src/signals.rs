@@ -2,47 +2,44 @@
 //!
 //! Rust's runtime ignores `SIGPIPE` at start-up; a daemon that kept that disposition would pass it
 //! to every program it executes, which would then see `EPIPE` errors instead of ending when its
-//! reader goes away. [`reset_signals`] restores the dispositions a daemon must not inherit and
-//! unblocks every signal.
+//! reader goes away. [`reset_changed`] (before an exec) and [`reset_signals_keeping_own`] (for a
+//! Rust program that goes on as the daemon) restore the dispositions a daemon must not inherit
+//! and unblock every signal.
 
 use std::io;
 
-/// Sets signal dispositions to `SIG_DFL` and clears the signal mask. Async-signal-safe.
-///
-/// Without `keep_own`, every disposition is reset: a program is about to be executed (or a
-/// keeper to run), and it starts from the defaults.
-///
-/// With `keep_own`, the calling Rust program goes on as the daemon, and what it set itself stays:
+/// For a Rust program that goes on as the daemon: sets signal dispositions to `SIG_DFL` and
+/// clears the signal mask, but keeps what the program set itself:
 /// - a handler: a handler cannot be inherited across `execve`, so this program (its code, its
 ///   runtime, glibc) installed it and relies on it;
 /// - an ignored `SIGPIPE`: the runtime ignored it at start-up and the program's code relies on
 ///   `EPIPE` errors (a write to a closed socket must not kill the daemon). Programs it executes
 ///   later get the default back from `std::process::Command`.
 ///
-/// Other ignored signals are reset either way: an ignore is inherited across `execve`, so it may
-/// well be the launching shell's (`nohup` ignores `SIGHUP`), and a daemon must not keep that.
+/// Other ignored signals are reset: an ignore is inherited across `execve`, so it may well be
+/// the launching shell's (`nohup` ignores `SIGHUP`), and a daemon must not keep that. Before an
+/// exec, [`reset_changed`] resets everything. Async-signal-safe.
 ///
 /// `SIGKILL` and `SIGSTOP` cannot be changed; the real-time signals glibc reserves are read and
 /// reset with the raw system call.
 ///
 /// References: sigaction(2), sigprocmask(2), signal(7), daemon(7).
-pub(crate) fn reset_signals(keep_own: bool) -> io::Result<()> {
+pub(crate) fn reset_signals_keeping_own() -> io::Result<()> {
     for signo in 1..max_signal() {
-        if keep_own {
-            match current_handler(signo) {
-                Some(libc::SIG_DFL) | None => {}
-                Some(libc::SIG_IGN) if signo != libc::SIGPIPE => {}
-                // A handler of this program's own, or its runtime's ignored SIGPIPE.
-                Some(_) => continue,
-            }
+        match current_handler(signo) {
+            Some(libc::SIG_DFL) | None => {}
+            Some(libc::SIG_IGN) if signo != libc::SIGPIPE => {}
+            // A handler of this program's own, or its runtime's ignored SIGPIPE.
+            Some(_) => continue,
         }
         reset_one(signo);
     }
     unblock_all()
 }
 
-/// [`reset_signals`] without `keep_own`, for a caller that knows which dispositions are not the
-/// default: the signals in `changed` (bit N-1 for signal N; [`changed_dispositions`] reads them
+/// Every disposition back to the default and the mask cleared, for a program about to be
+/// executed (or a keeper), from a caller that knows which dispositions are not the default:
+/// the signals in `changed` (bit N-1 for signal N; [`changed_dispositions`] reads them
 /// before the fork) and `SIGPIPE`, instead of 64 system calls in a fresh child, where every
 /// stack page touched is a copy-on-write fault. Async-signal-safe.
 pub(crate) fn reset_changed(changed: u64) -> io::Result<()> {
