@@ -867,7 +867,7 @@ impl Daemon {
 
     /// Validation without side effects (see [`check`](Daemon::check)).
     fn validate(&self) -> Result<Checked, Error> {
-        let changed_signals = refuse_threads()?;
+        refuse_threads()?;
         self.environment.validate()?;
         self.resources.check()?;
         if self.no_core && self.resources.sets(crate::resources::Limit::Core) {
@@ -954,7 +954,6 @@ impl Daemon {
                 .as_deref()
                 .map(|p| c_path(p, Step::Chroot))
                 .transpose()?,
-            changed_signals,
         })
     }
 
@@ -1117,6 +1116,10 @@ impl Daemon {
         };
         Ok(Launch {
             checked,
+            changed_signals: match exec || keeper {
+                true => signals::changed_dispositions(),
+                false => 0,
+            },
             umask: self.umask,
             max_fd: self.max_fd,
             no_core: self.no_core,
@@ -1199,13 +1202,14 @@ struct Checked {
     creds: Option<Credentials>,
     workdir: CString,
     chroot: Option<CString>,
-    /// The signals whose disposition is not the default here (`signals::reset_changed`).
-    changed_signals: u64,
 }
 
 /// Everything the daemon side needs, prepared before the first fork.
 struct Launch {
     checked: Checked,
+    /// The signals whose disposition is not the default here (`signals::reset_changed`): read
+    /// when a program is executed or a keeper runs, the cases that reset them all.
+    changed_signals: u64,
     umask: libc::mode_t,
     max_fd: RawFd,
     no_core: bool,
@@ -1397,7 +1401,7 @@ fn daemon_steps(launch: &mut Launch) -> Result<(), (Step, io::Error)> {
     match launch.exec {
         // The Rust program goes on: what it set itself stays (each signal is looked at).
         None => signals::reset_signals_keeping_own(),
-        Some(_) => signals::reset_changed(launch.checked.changed_signals),
+        Some(_) => signals::reset_changed(launch.changed_signals),
     }
     .map_err(|e| (Step::Signals, e))?;
     // Step 1: close everything inherited, except what was asked for and what we use.
@@ -1503,7 +1507,7 @@ fn exec_in_daemon(mut launch: Launch) -> ! {
 /// target; umask 022 and `/` as its directory (detached only). No chroot and no privilege drop:
 /// those are the program's.
 fn keeper_steps(launch: &mut Launch, detached: bool) -> Result<(), (Step, io::Error)> {
-    signals::reset_changed(launch.checked.changed_signals).map_err(|e| (Step::Signals, e))?;
+    signals::reset_changed(launch.changed_signals).map_err(|e| (Step::Signals, e))?;
     if detached {
         fds::close_inherited_fds(&launch.keep, launch.max_fd);
     }
@@ -1746,8 +1750,7 @@ fn refuse_async_runtime(keep: &[RawFd]) -> Result<(), Error> {
 
 /// Refuses a process that already runs more than one thread: after fork only the calling
 /// thread exists, and locks other threads held (malloc's among them) stay locked forever.
-/// Returns the signals whose disposition is not the default (`signals::reset_changed`).
-fn refuse_threads() -> Result<u64, Error> {
+fn refuse_threads() -> Result<(), Error> {
     #[cfg(target_os = "linux")]
     {
         // A task directory's link count is 2 and one per thread: one stat (not statx, which
@@ -1768,7 +1771,7 @@ fn refuse_threads() -> Result<u64, Error> {
             ));
         }
     }
-    Ok(crate::signals::changed_dispositions())
+    Ok(())
 }
 
 /// A path as a C string for chdir/chroot.

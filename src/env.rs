@@ -78,18 +78,46 @@ impl Environment {
     }
 
     fn resolve_os(&self) -> Vec<(OsString, OsString)> {
-        let mut vars: Vec<(OsString, OsString)> = if self.clear {
-            Vec::new()
-        } else {
-            std::env::vars_os().collect()
-        };
-        for (key, value) in &self.changes {
-            vars.retain(|(k, _)| k != key);
-            if let Some(value) = value {
-                vars.push((key.clone(), value.clone()));
+        let mut vars = Vec::new();
+        let _ = self.each(&[], |key, value| {
+            vars.push((key.to_owned(), value.to_owned()));
+            Ok(())
+        });
+        vars
+    }
+
+    /// Calls `f` with each final variable, in order: the launcher's (unless cleared) that no
+    /// change or `extra` names, then each change where it was last made, then `extra` (the last
+    /// of a key wins there too).
+    fn each(
+        &self,
+        extra: &[(&str, &OsStr)],
+        mut f: impl FnMut(&OsStr, &OsStr) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let in_extra = |key: &OsStr| extra.iter().any(|(k, _)| OsStr::new(k) == key);
+        let changed = |key: &OsStr| self.changes.iter().any(|(k, _)| k == key);
+        if !self.clear {
+            for (key, value) in std::env::vars_os() {
+                if !changed(&key) && !in_extra(&key) {
+                    f(&key, &value)?;
+                }
             }
         }
-        vars
+        for (i, (key, value)) in self.changes.iter().enumerate() {
+            let later = self.changes[i + 1..].iter().any(|(k, _)| k == key);
+            if let Some(value) = value
+                && !later
+                && !in_extra(key)
+            {
+                f(key, value)?;
+            }
+        }
+        for (i, (key, value)) in extra.iter().enumerate() {
+            if !extra[i + 1..].iter().any(|(k, _)| k == key) {
+                f(OsStr::new(key), value)?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks every change: keys non-empty without `=` or NUL, values without NUL.
@@ -111,9 +139,8 @@ impl Environment {
         Ok(())
     }
 
-    /// `KEY=VALUE` strings for `execve`, with `extra` variables added last (replacing same keys).
-    /// The same variables as [`resolve`](Environment::resolve), in the same order, each built
-    /// with one allocation: this is on the path of every start.
+    /// `KEY=VALUE` strings for `execve`, with `extra` variables added last (replacing same keys),
+    /// each built with one allocation: this is on the path of every start.
     pub(crate) fn to_envp(&self, extra: &[(&str, &OsStr)]) -> Result<Vec<CString>, Error> {
         let entry = |key: &OsStr, value: &OsStr| {
             let mut bytes = Vec::with_capacity(key.len() + value.len() + 2);
@@ -128,31 +155,11 @@ impl Environment {
                 )
             })
         };
-        let in_extra = |key: &OsStr| extra.iter().any(|(k, _)| OsStr::new(k) == key);
-        let changed = |key: &OsStr| self.changes.iter().any(|(k, _)| k == key);
         let mut envp = Vec::new();
-        if !self.clear {
-            for (key, value) in std::env::vars_os() {
-                if !changed(&key) && !in_extra(&key) {
-                    envp.push(entry(&key, &value)?);
-                }
-            }
-        }
-        // A key changed twice counts once, where it was last changed (as `resolve` does).
-        for (i, (key, value)) in self.changes.iter().enumerate() {
-            let later = self.changes[i + 1..].iter().any(|(k, _)| k == key);
-            if let Some(value) = value
-                && !later
-                && !in_extra(key)
-            {
-                envp.push(entry(key, value)?);
-            }
-        }
-        for (i, (key, value)) in extra.iter().enumerate() {
-            if !extra[i + 1..].iter().any(|(k, _)| k == key) {
-                envp.push(entry(OsStr::new(key), value)?);
-            }
-        }
+        self.each(extra, |key, value| {
+            envp.push(entry(key, value)?);
+            Ok(())
+        })?;
         Ok(envp)
     }
 

@@ -379,6 +379,8 @@ pub(crate) struct Keeper {
     read_buf: Vec<u8>,
     /// When output was last read, while the buffers that took it are held.
     output_seen: Option<Instant>,
+    /// The logs' rotations already followed by a trim (`after_rotation`).
+    rotations_trimmed: u64,
     /// The log processor running on an archive: its pid and the archive.
     processing: Option<(u32, PathBuf)>,
     /// Forking mode: the program's own pidfile.
@@ -469,6 +471,7 @@ impl Keeper {
             next_client: 0,
             read_buf: Vec::new(),
             output_seen: None,
+            rotations_trimmed: 0,
             processing: None,
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
@@ -808,6 +811,7 @@ impl Keeper {
             next_client: 0,
             read_buf: Vec::new(),
             output_seen: None,
+            rotations_trimmed: 0,
             processing,
             forking,
             starter,
@@ -903,6 +907,7 @@ impl Keeper {
             }
         }
         // An age rotation may have closed an archive for the processor.
+        self.after_rotation();
         self.start_processor();
         if let Some(oldest) = self
             .clients
@@ -1376,16 +1381,21 @@ impl Keeper {
         buf.resize(READ_CHUNK, 0);
         // Each pipe is taken out while it is read: the reading borrows the keeper (its logs,
         // syslog and relay).
+        let mut read = false;
         if let Some(pipe) = self.output.take() {
-            self.drain_pipe(pipe.0.as_fd(), &mut buf, false);
+            read |= self.drain_pipe(pipe.0.as_fd(), &mut buf, false);
             self.output = Some(pipe);
         }
         if let Some(pipe) = self.err_output.take() {
-            self.drain_pipe(pipe.0.as_fd(), &mut buf, true);
+            read |= self.drain_pipe(pipe.0.as_fd(), &mut buf, true);
             self.err_output = Some(pipe);
         }
         self.read_buf = buf;
-        self.output_seen = Some(Instant::now());
+        // Only output read holds buffers to shed once it pauses.
+        if read {
+            self.output_seen = Some(Instant::now());
+        }
+        self.after_rotation();
         self.start_processor();
         // Dropped lines are news for `status` at once, not at the next transition.
         if self.dropped_counts() != self.published_dropped {
@@ -1396,7 +1406,9 @@ impl Keeper {
     /// Reads one output pipe (the read end is non-blocking: EAGAIN ends it) in a bounded number
     /// of reads, so a flood cannot starve the control socket, into its log (`stderr`: the
     /// separate stderr log), syslog, or the keeper's stderr; and relays it to a waiting launcher.
-    fn drain_pipe(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8], stderr: bool) {
+    /// Returns whether anything was read.
+    fn drain_pipe(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8], stderr: bool) -> bool {
+        let mut read = false;
         for _ in 0..256 {
             let logger = if stderr {
                 &mut self.err_logger
@@ -1410,6 +1422,7 @@ impl Keeper {
                 Ok(n @ 1..) => n,
                 _ => break,
             };
+            read = true;
             let chunk = &buf[..n];
             let now = SystemTime::now();
             match logger {
@@ -1430,6 +1443,7 @@ impl Keeper {
                 self.relay = None;
             }
         }
+        read
     }
 
     /// Whether the log processor is all that is left beneath the keeper.
@@ -1517,7 +1531,6 @@ impl Keeper {
         self.processing = Some((pid as u32, archive));
     }
 
-    /// The logs: standard output's (or both streams'), then standard error's own.
     /// The output went quiet: its buffers go back to the system until it speaks again.
     fn shed_buffers(&mut self) {
         self.output_seen = None;
@@ -1532,6 +1545,19 @@ impl Keeper {
         crate::process::trim_stack();
     }
 
+    /// After a log rotation: renaming, listing and pruning the archives took stack pages deeper
+    /// than writing goes and a directory buffer on the heap. Under a flood (rotations, and never
+    /// a pause for `shed_buffers`) they would stay the keeper's for good, so they go back now.
+    fn after_rotation(&mut self) {
+        let rotations = self.loggers().map(|l| l.rotations()).sum();
+        if rotations != self.rotations_trimmed {
+            self.rotations_trimmed = rotations;
+            crate::process::trim_heap();
+            crate::process::trim_stack();
+        }
+    }
+
+    /// The logs: standard output's (or both streams'), then standard error's own.
     fn loggers(&mut self) -> impl Iterator<Item = &mut Logger> {
         self.logger.iter_mut().chain(self.err_logger.iter_mut())
     }

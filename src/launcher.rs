@@ -432,12 +432,6 @@ impl Launcher {
             State::Ready { pid } => Ok((self.daemon.as_ref().map_or(pid, Process::pid), pid)),
             State::Failed(err) => {
                 self.stop_half_started();
-                if let Some(child1) = Pid::from_raw(self.child1)
-                    && self.forked_once
-                {
-                    // The keeper was this process's child: collected if it has gone.
-                    let _ = rustix::process::waitpid(Some(child1), WaitOptions::NOHANG);
-                }
                 if let Some(p) = &self.pidfile {
                     let _ = p.remove();
                 }
@@ -710,6 +704,10 @@ impl Launcher {
                 // Its program dies with it (PR_SET_PDEATHSIG).
                 let _ = daemon.signal(libc::SIGKILL);
                 daemon.wait_exit(STOP_GRACE);
+            }
+            if let Some(keeper) = group.filter(|_| self.forked_once) {
+                // This process's child: collected, once it has gone.
+                let _ = rustix::process::waitpid(Some(keeper), WaitOptions::NOHANG);
             }
             return;
         }

@@ -251,6 +251,8 @@ pub struct Logger {
     last_archive: SystemTime,
     /// Archives waiting for the processor (`@….u`), oldest first.
     unprocessed: std::collections::VecDeque<PathBuf>,
+    /// Rotations so far (the keeper gives back what each one took: see `Keeper::after_rotation`).
+    rotations: u64,
 }
 
 impl Logger {
@@ -303,6 +305,7 @@ impl Logger {
             dropped: 0,
             stalled: false,
             last_archive: UNIX_EPOCH,
+            rotations: 0,
             unprocessed: std::collections::VecDeque::new(),
             config,
         })
@@ -695,10 +698,7 @@ impl Logger {
             self.unprocessed.push_back(archive);
         }
         self.retain();
-        // Renaming, listing and pruning the archives went deeper than writing does: under a
-        // flood (rotations, and never a pause to shed at) those stack pages would stay the
-        // keeper's for good.
-        crate::process::trim_stack();
+        self.rotations += 1;
         Ok(())
     }
 
@@ -750,9 +750,11 @@ impl Logger {
             total -= archives[i].1;
             i += 1;
         }
-        drop(archives);
-        // The directory scan took a 32 KiB buffer (opendir's) for a moment.
-        crate::process::trim_heap();
+    }
+
+    /// How many times this log has rotated.
+    pub(crate) fn rotations(&self) -> u64 {
+        self.rotations
     }
 
     fn evict_oldest(&mut self) -> bool {
