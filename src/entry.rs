@@ -51,3 +51,13 @@ pub fn init() {
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
+
+// libgcc's unwinder, linked in from libgcc_eh.a rather than loaded as libgcc_s.so at every
+// start: with `panic = "abort"` nothing unwinds (the unwinder only walks the stack for a
+// panic's backtrace), and loading libgcc_s costs a start-up over 100 us on machines that trap
+// CPUID, plus about 12 KiB of private memory in a resident keeper. The release profile's LTO
+// puts the standard library's references ahead of this archive, so they resolve to it and
+// `--as-needed` drops libgcc_s. Not with `panic = "unwind"` (tests): one unwinder only.
+#[cfg(all(target_os = "linux", target_env = "gnu", panic = "abort"))]
+#[link(name = "gcc_eh", kind = "static")]
+unsafe extern "C" {}

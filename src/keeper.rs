@@ -2404,12 +2404,7 @@ fn errno(err: &io::Error) -> i32 {
 ///
 /// References: madvise(2) `MADV_DONTNEED`, malloc_trim(3), proc_pid_smaps(5).
 pub(crate) fn shed_inherited_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // libc: malloc_trim is the C library's allocator's own.
-    // SAFETY: malloc_trim only returns free memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    process::trim_heap();
     #[cfg(target_os = "linux")]
     {
         let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {

@@ -52,7 +52,6 @@ fn programs(sandbox: &Sandbox) -> Vec<u32> {
     found
 }
 
-/// "start PID" lines from the program, parsed.
 fn start(sandbox: &Sandbox, name: &str, flags: &[&str], program: &str) {
     let output = run(daemonic(sandbox)
         .args(["start", "-n", name])

@@ -10,11 +10,6 @@
 #[path = "../entry.rs"]
 mod entry;
 
-// libgcc's unwinder from libgcc_eh.a, not libgcc_s.so: see `main.rs`.
-#[cfg(all(target_os = "linux", target_env = "gnu", panic = "abort"))]
-#[link(name = "gcc_eh", kind = "static")]
-unsafe extern "C" {}
-
 entry::entry_point!(run);
 
 fn run() -> u8 {

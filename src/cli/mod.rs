@@ -297,16 +297,20 @@ fn parse() -> Cli {
         return cli;
     }
     if argv.get(1).is_some_and(|first| first == "start") {
-        let start = <start::StartArgs as Args>::augment_args(clap::Command::new("start"));
-        let command = clap::Command::new("daemonic")
-            .version(env!("CARGO_PKG_VERSION"))
-            .subcommand(start);
-        let parsed = command
-            .try_get_matches()
+        let parsed = start_only()
+            .try_get_matches_from(&argv)
             .and_then(|matches| Cli::from_arg_matches(&matches));
         return parsed.unwrap_or_else(|err| usage_error(err));
     }
     Cli::try_parse().unwrap_or_else(|err| usage_error(err))
+}
+
+/// The command with `start` as its only subcommand: what `parse` gives clap for a `start` line.
+fn start_only() -> clap::Command {
+    let start = <start::StartArgs as Args>::augment_args(clap::Command::new("start"));
+    clap::Command::new("daemonic")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand(start)
 }
 
 /// Ends with clap's message: help and version with 0, a usage error with 2, or with 3 under
@@ -375,7 +379,11 @@ mod tests {
         let whole = whole
             .find_subcommand_mut("start")
             .map(|c| c.render_long_help().to_string());
-        let mut alone = <start::StartArgs as Args>::augment_args(clap::Command::new("start"));
-        assert_eq!(whole, Some(alone.render_long_help().to_string()));
+        let mut alone = start_only();
+        let alone = alone
+            .find_subcommand_mut("start")
+            .map(|c| c.render_long_help().to_string());
+        assert!(whole.is_some());
+        assert_eq!(whole, alone);
     }
 }

@@ -207,14 +207,12 @@ fn defaults(command: Vec<OsString>) -> StartArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{Args, FromArgMatches};
+    use clap::FromArgMatches;
 
     /// What clap makes of the line (as `cli::parse` builds it for `start`), or `None` for an
     /// error.
     fn by_clap(argv: &[OsString]) -> Option<String> {
-        let start = <StartArgs as Args>::augment_args(clap::Command::new("start"));
-        let command = clap::Command::new("daemonic").subcommand(start);
-        let matches = command.try_get_matches_from(argv).ok()?;
+        let matches = crate::cli::start_only().try_get_matches_from(argv).ok()?;
         let cli = Cli::from_arg_matches(&matches).ok()?;
         Some(format!("{:?}", cli.command))
     }

@@ -334,7 +334,6 @@ fn parse_give_up(text: &str) -> Result<(u32, Duration), String> {
 }
 
 impl ServiceArgs {
-    /// The builder for this service, with `pidfile` if any.
     /// The resource controls the flags ask for.
     fn resources(&self) -> daemonic::Resources {
         let mut r = daemonic::Resources::new().no_new_privs(self.no_new_privs);
@@ -356,6 +355,7 @@ impl ServiceArgs {
         r
     }
 
+    /// The builder for this service, with `pidfile` if any.
     fn daemon(&self, pidfile: Option<&PathBuf>, foreground: bool) -> Result<Daemon, Failure> {
         let (user, group) = match (self.user.as_deref().map(|u| u.split_once(':')), &self.group) {
             (Some(Some(_)), Some(_)) => {

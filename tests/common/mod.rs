@@ -170,7 +170,6 @@ pub fn cwd(pid: u32) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd")
 }
 
-/// The environment a process was executed with.
 /// Waits until `pid`'s exec has set up its new image: a command returns once the exec is past
 /// its point of no return, and until the kernel has built the new stack, /proc/PID/cmdline and
 /// /proc/PID/environ read empty.
@@ -180,6 +179,7 @@ pub fn exec_done(pid: u32) {
     });
 }
 
+/// The environment a process was executed with.
 pub fn environ(pid: u32) -> Vec<String> {
     exec_done(pid);
     std::fs::read(format!("/proc/{pid}/environ"))
