@@ -36,20 +36,6 @@ fn reported_env(file: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The sandbox's processes that are programs, not keepers (a keeper is the daemonic binary).
-fn programs(sandbox: &Sandbox) -> Vec<u32> {
-    sandbox
-        .processes()
-        .into_iter()
-        .filter(|&pid| !is_keeper(pid))
-        .collect()
-}
-
-fn is_keeper(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .is_ok_and(|exe| exe == Path::new(BIN) || exe == Path::new(KEEPER_BIN))
-}
-
 /// The keeper of a program: its parent, checked to be the daemonic binary.
 fn keeper_of(pid: u32) -> u32 {
     let keeper = stat(pid).ppid;
@@ -183,10 +169,8 @@ fn pseudo_terminal() -> (std::os::fd::OwnedFd, String) {
 }
 
 /// A process's terminal and its foreground group (`tty_nr`, `tpgid`), if it still exists.
-fn terminal_of(pid: u32) -> Option<(i64, i64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    Some((fields.get(4)?.parse().ok()?, fields.get(5)?.parse().ok()?))
+fn terminal_of(pid: u32) -> Option<(i32, i32)> {
+    ProcStat::read(pid).map(|s| (s.tty_nr, s.tpgid))
 }
 
 /// The keeper leads its own session (`start` forks it once), so a terminal it opened for
@@ -330,20 +314,8 @@ fn start_runs_the_program_under_a_keeper_that_is_a_daemon() {
     // without a terminal (`start` forks it once: `Daemon::launcher_exits`).
     let keeper = keeper_of(pid);
     // Once the program runs, the keeper becomes the small image, not a copy of the command (it
-    // re-executes just after `start` hears the program is up: wait for it).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let image = loop {
-        let image = std::fs::read_link(format!("/proc/{keeper}/exe")).unwrap();
-        if image == Path::new(KEEPER_BIN) || std::time::Instant::now() > deadline {
-            break image;
-        }
-        std::thread::yield_now();
-    };
-    assert_eq!(
-        image,
-        Path::new(KEEPER_BIN),
-        "the keeper re-executed into daemonic-keeper"
-    );
+    // re-executes just after `start` has returned).
+    keeper_image_runs(keeper);
     let k = stat(keeper);
     assert!(is_reaper_for_us(k.ppid), "keeper's parent {}", k.ppid);
     assert_eq!(k.session, keeper, "the keeper leads its own session");
@@ -658,9 +630,7 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
     // Ready came after the keeper's re-exec: the channel to the launcher that heard it is not
     // kept (a pipe end no other process holds, or the keeper's other end).
     let keeper = keeper_of(pid);
-    eventually("the keeper runs its small image", || {
-        std::fs::read_link(format!("/proc/{keeper}/exe")).is_ok_and(|e| e == Path::new(KEEPER_BIN))
-    });
+    keeper_image_runs(keeper);
     let (kept, program) = (fds(keeper), fds(pid));
     let holders = |pipe: &String| {
         kept.values()
@@ -818,11 +788,7 @@ fn ready_fd_closed_without_a_newline_fails() {
 fn stop_retry_escalates_to_kill_when_term_is_ignored() {
     let sandbox = Sandbox::new();
     // Ready only once the trap is set, so the check below cannot race the script.
-    let program = script(
-        &sandbox,
-        "stubborn.sh",
-        "trap '' TERM\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
-    );
+    let program = stubborn(&sandbox);
     let output = run(daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program]));
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let pid = pid_in(&pidfile(&sandbox, "d"));
@@ -842,11 +808,7 @@ fn stop_retry_escalates_to_kill_when_term_is_ignored() {
 fn stop_reports_a_daemon_that_outlives_the_schedule() {
     let sandbox = Sandbox::new();
     // Ready only once the trap is set, so the stop cannot race the script.
-    let program = script(
-        &sandbox,
-        "stubborn.sh",
-        "trap '' TERM\n\"$DAEMONIC\" notify READY=1\nexec \"$SLEEP\" 300",
-    );
+    let program = stubborn(&sandbox);
     assert_eq!(
         code(&run(
             daemonic(&sandbox).args(["start", "-n", "d", "--notify", "--", &program])
@@ -1446,6 +1408,8 @@ fn messages_name_the_cause() {
 // ---- start-stop-daemon's conventions, for scripts that migrate ----
 
 /// A program that ignores TERM, ready (through `daemonic notify`) only once the trap is set.
+/// A program that ignores TERM, ready (--notify) only once its trap is set, so nothing that
+/// follows can race the script.
 fn stubborn(sandbox: &Sandbox) -> String {
     script(
         sandbox,

@@ -37,21 +37,6 @@ fn wait_status(
     }
 }
 
-fn is_keeper(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .is_ok_and(|exe| exe == Path::new(BIN) || exe == Path::new(KEEPER_BIN))
-}
-
-fn programs(sandbox: &Sandbox) -> Vec<u32> {
-    let mut found: Vec<u32> = sandbox
-        .processes()
-        .into_iter()
-        .filter(|&pid| !is_keeper(pid))
-        .collect();
-    found.sort_unstable();
-    found
-}
-
 fn start(sandbox: &Sandbox, name: &str, flags: &[&str], program: &str) {
     let output = run(daemonic(sandbox)
         .args(["start", "-n", name])
@@ -1384,11 +1369,7 @@ fn no_environment_value_is_written_to_disk() {
     // Nor does the resident keeper carry the admin's environment: only what it reads itself.
     let (_, status) = status_json(&sandbox, "env");
     let keeper = status["keeper_pid"].as_u64().unwrap();
-    // The keeper re-executes into its small image once the program runs.
-    eventually("the keeper runs its small image", || {
-        std::fs::read(format!("/proc/{keeper}/cmdline"))
-            .is_ok_and(|c| c.starts_with(b"daemonic-keeper"))
-    });
+    keeper_image_runs(keeper as u32);
     let environ = std::fs::read(format!("/proc/{keeper}/environ")).unwrap();
     let vars: Vec<&[u8]> = environ
         .split(|&b| b == 0)

@@ -675,10 +675,7 @@ fn a_kept_descriptor_reaches_every_run_of_a_supervised_program() {
     // The keeper re-executes into its small image once the program runs; the descriptor must
     // cross that exec too, or the next run does without it.
     let keeper = stat(first).ppid;
-    eventually("the keeper re-executed into daemonic-keeper", || {
-        std::fs::read_link(format!("/proc/{keeper}/exe"))
-            .is_ok_and(|exe| exe == std::path::Path::new(KEEPER_BIN))
-    });
+    keeper_image_runs(keeper);
     kill(first, libc::SIGKILL);
     let second = started(&mut fifo);
     assert_ne!(first, second);

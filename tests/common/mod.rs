@@ -454,6 +454,33 @@ pub fn eventually(what: &str, check: impl Fn() -> bool) {
     }
 }
 
+/// Whether `pid` runs the daemonic binary or the keeper image.
+pub fn is_keeper(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|exe| exe == Path::new(BIN) || exe == Path::new(KEEPER_BIN))
+}
+
+/// The sandbox's processes that are programs, not keepers, in pid order.
+pub fn programs(sandbox: &Sandbox) -> Vec<u32> {
+    let mut found: Vec<u32> = sandbox
+        .processes()
+        .into_iter()
+        .filter(|&pid| !is_keeper(pid))
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Waits until `keeper` has re-executed into the small `daemonic-keeper` image (which it does
+/// once its program runs and `start` has returned) and that exec has set up its arguments.
+pub fn keeper_image_runs(keeper: u32) {
+    eventually("the keeper re-executed into daemonic-keeper", || {
+        std::fs::read_link(format!("/proc/{keeper}/exe"))
+            .is_ok_and(|exe| exe == Path::new(KEEPER_BIN))
+    });
+    exec_done(keeper);
+}
+
 /// A command's exit status (a test's commands are not killed by signals).
 pub fn code(output: &Output) -> i32 {
     output.status.code().expect("exit code")
