@@ -1137,14 +1137,12 @@ impl Keeper {
         if program_exit.is_some() {
             // What the program wrote before it died comes first, its last line ended.
             self.drain_output();
-            if let Some(logger) = &mut self.logger {
-                logger.flush_partial(SystemTime::now());
-            }
-            if let Some(logger) = &mut self.err_logger {
-                logger.flush_partial(SystemTime::now());
+            let now = SystemTime::now();
+            for logger in self.loggers() {
+                logger.flush_partial(now);
             }
             if let Some(syslog) = &mut self.syslog {
-                syslog.flush_partial(SystemTime::now());
+                syslog.flush_partial(now);
             }
         }
         match program_exit {

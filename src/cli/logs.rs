@@ -85,12 +85,7 @@ impl LogOptions {
 impl LogArgs {
     /// The stderr log's configuration, if the streams are kept apart.
     pub fn stderr_config(&self) -> Option<LogConfig> {
-        let dir = self.log_stderr.as_ref()?;
-        let config = self.options.config(dir);
-        Some(match &self.log_processor {
-            Some(command) => config.processor(command.clone()),
-            None => config,
-        })
+        self.log_stderr.as_deref().map(|dir| self.dir_config(dir))
     }
 
     /// The syslog configuration, if `--syslog` was given.
@@ -104,12 +99,16 @@ impl LogArgs {
 
     /// The configuration, if `--log` was given (the library makes its directory absolute).
     pub fn config(&self) -> Option<LogConfig> {
-        let dir = self.log.as_ref()?;
+        self.log.as_deref().map(|dir| self.dir_config(dir))
+    }
+
+    /// A log in `dir` with these options and processor.
+    fn dir_config(&self, dir: &Path) -> LogConfig {
         let config = self.options.config(dir);
-        Some(match &self.log_processor {
+        match &self.log_processor {
             Some(command) => config.processor(command.clone()),
             None => config,
-        })
+        }
     }
 }
 
