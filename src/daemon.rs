@@ -734,10 +734,7 @@ impl Daemon {
                 )
             }
             Fork::Launcher(child1, ends) => {
-                let context = launch.context.clone();
-                // The keeper holds the lock now; the launcher's copy goes.
-                let pidfile_path = launch.pidfile.take().map(|p| p.path().to_path_buf());
-                drop(launch);
+                let (context, pidfile_path, heap) = launch.close_in_launcher();
                 let outcome = Launcher::new(
                     ends,
                     child1,
@@ -748,7 +745,7 @@ impl Daemon {
                 )
                 .forked_once(self.launcher_exits)
                 .wait_keeper(&mut on_progress);
-                match outcome {
+                let outcome = match outcome {
                     Ok((keeper, pid)) => Ok(Supervised::new(keeper, pid)),
                     Err(err) => {
                         if let Some(path) = &pidfile_path {
@@ -765,7 +762,12 @@ impl Daemon {
                         }
                         Err(err)
                     }
+                };
+                if self.launcher_exits {
+                    // This process ends now: its heap goes with it, uncopied and unfreed.
+                    std::mem::forget(heap);
                 }
+                outcome
             }
         }
     }
@@ -1237,6 +1239,48 @@ struct Launch {
 }
 
 impl Launch {
+    /// In the launcher, once the daemon side is forked: closes every descriptor at once
+    /// (end-of-file on the status pipe must mean the daemon side closed it, and the keeper alone
+    /// holds the pidfile's lock) and returns the wait's context, the pidfile's path and the rest,
+    /// heap only. Drop that after the wait: the daemon side still shares its pages, and freeing
+    /// them now would copy each one while the daemon starts.
+    fn close_in_launcher(self) -> (launcher::Context, Option<PathBuf>, impl Sized) {
+        let Launch {
+            checked,
+            resources,
+            stdio,
+            pidfile,
+            ready,
+            status_w,
+            relay_w,
+            keep,
+            keep_user,
+            placeholders,
+            exec,
+            keeper_notify,
+            environment,
+            context,
+            ends,
+            ..
+        } = self;
+        let path = pidfile.as_ref().map(|p| p.path().to_path_buf());
+        drop((
+            stdio,
+            pidfile,
+            ready,
+            status_w,
+            relay_w,
+            placeholders,
+            keeper_notify,
+            ends,
+        ));
+        (
+            context,
+            path,
+            (checked, resources, keep, keep_user, exec, environment),
+        )
+    }
+
     /// In the process that goes on as the daemon, after the steps: closes what only the
     /// procedure needed, applies the environment, and makes the handle. In foreground mode no
     /// launcher listens, so the status pipe is closed too.

@@ -659,9 +659,13 @@ impl Launcher {
     }
 
     /// A pidfd for the daemon, checked to be in the session its first child created (so a pid
-    /// reused after a very early death is not mistaken for it).
+    /// reused after a very early death is not mistaken for it). A keeper forked once is that
+    /// first child, not yet reaped: its pid cannot have been reused, and nothing is read.
     fn open_daemon(&self, pid: u32) -> Option<Process> {
         let process = Process::open(pid).ok()?;
+        if self.forked_once && pid == self.child1 as u32 {
+            return Some(process);
+        }
         let stat = process::ProcStat::read(pid)?;
         (stat.session == self.child1 as u32).then_some(process)
     }
