@@ -93,6 +93,14 @@ pub(crate) fn send(fd: BorrowedFd<'_>, record: Record) {
     write_once(fd, &record.encode());
 }
 
+/// Sends two records in one write: the reader wakes once for both. Async-signal-safe.
+pub(crate) fn send_two(fd: BorrowedFd<'_>, first: Record, second: Record) {
+    let mut buf = [0u8; 2 * RECORD];
+    buf[..RECORD].copy_from_slice(&first.encode());
+    buf[RECORD..].copy_from_slice(&second.encode());
+    write_once(fd, &buf);
+}
+
 /// Sends a text record (at most 1 KiB of it), header and bytes in one write. Not for use between
 /// fork and exec (the keeper sends these from its loop).
 pub(crate) fn send_text(fd: BorrowedFd<'_>, text: &[u8]) {
@@ -191,13 +199,16 @@ mod tests {
             Record::Exited(256),
             Record::Extend(20_000),
             Record::Ready,
+            Record::Program(8),
+            Record::Ready,
         ];
-        for record in sent.clone() {
+        for record in sent[..sent.len() - 2].iter().cloned() {
             match record {
                 Record::Text(text) => send_text(write.as_fd(), text.as_bytes()),
                 other => send(write.as_fd(), other),
             }
         }
+        send_two(write.as_fd(), Record::Program(8), Record::Ready);
         drop(write);
         let mut receiver = Receiver::new(read);
         let mut got = Vec::new();

@@ -396,6 +396,11 @@ impl Daemon {
     /// [`keeper_entry`](crate::keeper_entry) first; the `daemonic-keeper` binary does. If it
     /// cannot be executed, the forked keeper goes on by itself.
     ///
+    /// A bare file name (no `/`) names a file beside the running executable, looked for when
+    /// the keeper re-executes (off the path of the start); if that is not an executable file,
+    /// the running executable itself, which must then answer [`keeper_entry`](crate::keeper_entry)
+    /// too (the `daemonic` command does).
+    ///
     /// # Example
     /// ```no_run
     /// use daemonic::{Daemon, Policy, Program};
@@ -1077,7 +1082,8 @@ impl Daemon {
                         }
                     }
                 }
-                let envp = environment.to_envp(&extra)?;
+                // SAFETY: validate() checked that this process runs one thread.
+                let envp = unsafe { environment.to_envp(&extra) }?;
                 Some(ExecPlan {
                     argv_ptrs: program::pointer_array(&resolved.argv),
                     envp_ptrs: program::pointer_array(&envp),
@@ -1392,8 +1398,9 @@ fn fork_daemon(launch: &mut Launch, once: bool) -> Result<Fork, Error> {
         process::exit_now(1);
     }
     if once {
-        // The launcher exits once it has heard: this child is the daemon (a keeper).
-        channel::send(status_fd, Record::Pid(child1.as_raw_pid() as u32));
+        // The launcher exits once it has heard: this child is the daemon (a keeper). Its pid
+        // is the one fork gave the launcher, which needs no record of it: a record would wake
+        // the launcher (on another CPU, an interprocessor interrupt) on the path of the start.
         return Ok(Fork::Daemon(ends));
     }
     // SAFETY: the first child runs one thread (a fork of a single-threaded launcher); it makes

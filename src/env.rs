@@ -79,7 +79,7 @@ impl Environment {
 
     fn resolve_os(&self) -> Vec<(OsString, OsString)> {
         let mut vars = Vec::new();
-        let _ = self.each(&[], |key, value| {
+        let _ = self.each(&[], false, |key, value| {
             vars.push((key.to_owned(), value.to_owned()));
             Ok(())
         });
@@ -89,17 +89,28 @@ impl Environment {
     /// Calls `f` with each final variable, in order: the launcher's (unless cleared) that no
     /// change or `extra` names, then each change where it was last made, then `extra` (the last
     /// of a key wins there too).
+    ///
+    /// `one_thread`: the caller runs a single thread, so the launcher's variables are read in
+    /// place rather than copied out first (under the standard library's lock) and then again.
     fn each(
         &self,
         extra: &[(&str, &OsStr)],
+        one_thread: bool,
         mut f: impl FnMut(&OsStr, &OsStr) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let in_extra = |key: &OsStr| extra.iter().any(|(k, _)| OsStr::new(k) == key);
         let changed = |key: &OsStr| self.changes.iter().any(|(k, _)| k == key);
         if !self.clear {
-            for (key, value) in std::env::vars_os() {
-                if !changed(&key) && !in_extra(&key) {
-                    f(&key, &value)?;
+            let mut inherited = |key: &OsStr, value: &OsStr| match changed(key) || in_extra(key) {
+                true => Ok(()),
+                false => f(key, value),
+            };
+            if one_thread {
+                // SAFETY: the caller runs one thread, as `one_thread` says.
+                unsafe { each_in_place(&mut inherited)? };
+            } else {
+                for (key, value) in std::env::vars_os() {
+                    inherited(&key, &value)?;
                 }
             }
         }
@@ -141,7 +152,11 @@ impl Environment {
 
     /// `KEY=VALUE` strings for `execve`, with `extra` variables added last (replacing same keys),
     /// each built with one allocation: this is on the path of every start.
-    pub(crate) fn to_envp(&self, extra: &[(&str, &OsStr)]) -> Result<Vec<CString>, Error> {
+    ///
+    /// # Safety
+    /// The process must run a single thread (the launcher's `validate` checked it): the
+    /// inherited variables are read in place.
+    pub(crate) unsafe fn to_envp(&self, extra: &[(&str, &OsStr)]) -> Result<Vec<CString>, Error> {
         let entry = |key: &OsStr, value: &OsStr| {
             let mut bytes = Vec::with_capacity(key.len() + value.len() + 2);
             bytes.extend_from_slice(key.as_bytes());
@@ -156,7 +171,7 @@ impl Environment {
             })
         };
         let mut envp = Vec::new();
-        self.each(extra, |key, value| {
+        self.each(extra, true, |key, value| {
             envp.push(entry(key, value)?);
             Ok(())
         })?;
@@ -182,9 +197,51 @@ impl Environment {
     }
 }
 
+/// Calls `f` with each of this process's variables, read in place from `environ`, parsed as
+/// the standard library parses them (a name may start with `=`; an entry without one is
+/// skipped). `std::env::vars_os` would copy every name and value first.
+///
+/// # Safety
+/// The process must run a single thread: nothing may change the environment meanwhile.
+#[cfg(not(target_vendor = "apple"))]
+unsafe fn each_in_place(
+    f: &mut dyn FnMut(&OsStr, &OsStr) -> Result<(), Error>,
+) -> Result<(), Error> {
+    unsafe extern "C" {
+        // The C library's environment, a null-terminated array of `NAME=value` strings.
+        static environ: *const *const std::ffi::c_char;
+    }
+    // SAFETY: one thread (the caller's promise): `environ` and its strings stay as they are
+    // while we read them; each entry up to the terminating null is a valid C string.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if let Some(eq) = bytes.iter().skip(1).position(|&b| b == b'=') {
+                let (key, value) = (&bytes[..eq + 1], &bytes[eq + 2..]);
+                f(OsStr::from_bytes(key), OsStr::from_bytes(value))?;
+            }
+            entry = entry.add(1);
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere (Apple's `environ` is not the process's own): the standard library's copy.
+#[cfg(target_vendor = "apple")]
+unsafe fn each_in_place(
+    f: &mut dyn FnMut(&OsStr, &OsStr) -> Result<(), Error>,
+) -> Result<(), Error> {
+    for (key, value) in std::env::vars_os() {
+        f(&key, &value)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     /// `to_envp` is `resolve` with the extra variables last, as `KEY=VALUE` strings.
     #[test]
@@ -197,19 +254,29 @@ mod tests {
             .set("A", "4")
             .set("D", "5");
         let extra = [("D", OsStr::new("6")), ("E", OsStr::new("7"))];
-        let envp: Vec<String> = env
-            .to_envp(&extra)
+        // SAFETY (each `to_envp` below): no test in this crate changes its environment.
+        let envp: Vec<String> = unsafe { env.to_envp(&extra) }
             .unwrap()
             .into_iter()
             .map(|c| c.into_string().unwrap())
             .collect();
         assert_eq!(envp, ["C=3", "A=4", "D=6", "E=7"]);
-        assert!(Environment::empty().set("K", "a\0b").to_envp(&[]).is_err());
+        assert!(unsafe { Environment::empty().set("K", "a\0b").to_envp(&[]) }.is_err());
         // Inherited: each variable once, and a changed one only where it was changed.
-        let envp = Environment::inherit()
-            .set("PATH", "/x")
-            .to_envp(&[])
-            .unwrap();
+        let inherited = Environment::inherit().set("PATH", "/x");
+        let envp = unsafe { inherited.to_envp(&[]) }.unwrap();
+        // Read in place, the inherited variables are those the standard library reads.
+        let resolved: Vec<CString> = inherited
+            .resolve_os()
+            .into_iter()
+            .map(|(k, v)| {
+                let mut bytes = k.into_vec();
+                bytes.push(b'=');
+                bytes.extend(v.into_vec());
+                CString::new(bytes).unwrap()
+            })
+            .collect();
+        assert_eq!(envp, resolved);
         let paths: Vec<_> = envp
             .iter()
             .filter(|c| c.as_bytes().starts_with(b"PATH="))

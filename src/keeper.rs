@@ -391,6 +391,8 @@ pub(crate) struct Keeper {
     search: Option<(Instant, Instant)>,
     /// The small image to re-execute into once the program runs.
     reexec: Option<PathBuf>,
+    /// The program's pid, not yet sent to the launcher (see `spawn`); never across a re-exec.
+    program_unsent: Option<u32>,
 }
 
 /// The signals the keeper takes through its signalfd.
@@ -475,6 +477,7 @@ impl Keeper {
             processing: None,
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
+            program_unsent: None,
             search: None,
             reexec: setup.reexec,
             machine: Machine::new(setup.policy, has_protocol, seed),
@@ -583,6 +586,9 @@ impl Keeper {
     /// failed. Everything the new image needs stays open across the exec; nothing else does.
     fn reexec(&mut self, image: &Path) {
         use std::os::unix::ffi::OsStrExt;
+        let Some(image) = image_to_execute(image) else {
+            return;
+        };
         let now = Instant::now();
         let mut e = Encoder::default();
         e.bytes(HANDOFF_MAGIC);
@@ -815,6 +821,7 @@ impl Keeper {
             processing,
             forking,
             starter,
+            program_unsent: None,
             search,
             reexec: None,
         }))
@@ -854,6 +861,10 @@ impl Keeper {
                 Effect::Signal(signal, target) => self.signal(signal, target),
                 Effect::Publish => self.publish(),
             }
+        }
+        // Not ready in this round: the launcher hears of the program now.
+        if let (Some(pid), Some(launcher)) = (self.program_unsent.take(), &self.launcher) {
+            channel::send(launcher.as_fd(), Record::Program(pid));
         }
         self.answer_clients();
     }
@@ -1079,8 +1090,10 @@ impl Keeper {
         if let Some(files) = &self.files {
             let _ = files.pidfile.write_pid(pid);
         }
-        if let Some(launcher) = &self.launcher {
-            channel::send(launcher.as_fd(), Record::Program(pid));
+        if self.launcher.is_some() {
+            // Sent with "ready" when that follows in this same round (a program ready at exec):
+            // one wake-up of the launcher rather than two, on the path of the start.
+            self.program_unsent = Some(pid);
         }
         Ok(pid)
     }
@@ -1890,7 +1903,12 @@ impl Keeper {
                 if self.machine.state() == ServiceState::Ready {
                     self.drain_output();
                 }
-                channel::send(launcher.as_fd(), Record::Ready);
+                match self.program_unsent.take() {
+                    Some(pid) => {
+                        channel::send_two(launcher.as_fd(), Record::Program(pid), Record::Ready)
+                    }
+                    None => channel::send(launcher.as_fd(), Record::Ready),
+                }
                 // Kept only for a re-exec still to come (see `settle`).
                 if self.reexec.is_some() {
                     self.heard = Some(launcher);
@@ -1914,6 +1932,9 @@ impl Keeper {
     /// The launcher hears why the start failed (once).
     fn report_failure(&mut self, step: Step, errno: i32) {
         if let Some(launcher) = &self.launcher {
+            if let Some(pid) = self.program_unsent.take() {
+                channel::send(launcher.as_fd(), Record::Program(pid));
+            }
             channel::send(launcher.as_fd(), Record::Failed(step, errno));
         }
     }
@@ -2288,6 +2309,27 @@ impl WriteReply for &UnixStream {
         use std::io::Write;
         let mut stream = self;
         stream.write_all(&reply.encode())
+    }
+}
+
+/// The file a keeper re-executes into for `image` ([`crate::Daemon::keeper_image`]): a bare
+/// name is looked for beside this process's executable (the keeper was forked from the
+/// launcher without an exec, so that is the launcher's), and stands for the executable itself
+/// when no executable file has that name there. None: nothing to execute.
+fn image_to_execute(image: &Path) -> Option<PathBuf> {
+    if image.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return Some(image.to_path_buf());
+    }
+    let me = std::env::current_exe().ok()?;
+    let sibling = me.with_file_name(image);
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if executable(&sibling) {
+        Some(sibling)
+    } else {
+        executable(&me).then_some(me)
     }
 }
 

@@ -400,6 +400,14 @@ impl Launcher {
             .checked_add(self.timeout)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86400));
         let mut state = State::Forked;
+        if self.forked_once {
+            // The first child is the daemon: fork told us its pid, and it sends no record of it.
+            let mut events = Vec::new();
+            self.heard_pid(self.child1 as u32, &mut events, on_progress);
+            for event in events {
+                state = next(state, event, self.mode, &self.context, self.timeout);
+            }
+        }
         // Ctrl-C, TERM or HUP while waiting stop the half-started daemon rather than leave it:
         // taken through a signalfd (blocked since before the pidfile), the mask restored after.
         let interrupts = std::mem::replace(&mut self.interrupts, Interrupts::none());
@@ -542,19 +550,7 @@ impl Launcher {
             Ok(records) => {
                 for record in records {
                     match record {
-                        Record::Pid(pid) => {
-                            events.push(Event::Pid(pid));
-                            // Watch it at once: notifications read in this same round need it.
-                            if self.daemon.is_none() {
-                                self.daemon = self.open_daemon(pid);
-                                if self.daemon.is_none() {
-                                    // Gone before we could watch it.
-                                    events.push(Event::Exited(None));
-                                } else if self.mode != Mode::Keeper {
-                                    on_progress(Progress::Started { pid });
-                                }
-                            }
-                        }
+                        Record::Pid(pid) => self.heard_pid(pid, events, on_progress),
                         Record::Ready => events.push(Event::Ready),
                         // A keeper reports its program's readiness failures with these steps.
                         Record::Failed(Step::Wait, errno) if self.mode == Mode::Keeper => {
@@ -592,6 +588,26 @@ impl Launcher {
                     events.push(Event::KeeperGone)
                 }
                 _ => events.push(Event::ChannelClosed),
+            }
+        }
+    }
+
+    /// The daemon's pid, reported by it or (forked once) known from the fork: watched at once,
+    /// since notifications read in the same round need it.
+    fn heard_pid(
+        &mut self,
+        pid: u32,
+        events: &mut Vec<Event>,
+        on_progress: &mut dyn FnMut(Progress<'_>),
+    ) {
+        events.push(Event::Pid(pid));
+        if self.daemon.is_none() {
+            self.daemon = self.open_daemon(pid);
+            if self.daemon.is_none() {
+                // Gone before we could watch it.
+                events.push(Event::Exited(None));
+            } else if self.mode != Mode::Keeper {
+                on_progress(Progress::Started { pid });
             }
         }
     }

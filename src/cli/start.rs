@@ -456,11 +456,9 @@ impl ServiceArgs {
             // SAFETY: checked open just above; this process never closes it before exec.
             daemon = daemon.keep_fd(unsafe { BorrowedFd::borrow_raw(fd) });
         }
-        let daemon = match keeper_image() {
-            Some(image) => daemon.keeper_image(image),
-            None => daemon,
-        };
-        Ok(daemon.readiness(self.readiness()))
+        Ok(daemon
+            .keeper_image(KEEPER_IMAGE)
+            .readiness(self.readiness()))
     }
 
     fn readiness(&self) -> Readiness {
@@ -551,19 +549,9 @@ impl ServiceArgs {
 
 /// The image a keeper re-executes into once its program runs: `daemonic-keeper` beside this
 /// binary (small: no parser, no serde), else this binary itself (it answers the same handoff).
-fn keeper_image() -> Option<PathBuf> {
-    let me = std::env::current_exe().ok()?;
-    let sibling = me.with_file_name("daemonic-keeper");
-    let executable = |p: &std::path::Path| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if executable(&sibling) {
-        Some(sibling)
-    } else {
-        executable(&me).then_some(me)
-    }
-}
+/// A bare name: the keeper looks for it when it re-executes, not the launcher on the path of
+/// the start.
+const KEEPER_IMAGE: &str = "daemonic-keeper";
 
 /// Starts the service under a detached keeper.
 pub fn run(args: &StartArgs) -> Result<u8, Failure> {
