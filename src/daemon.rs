@@ -1567,7 +1567,10 @@ fn keeper_steps(launch: &mut Launch, detached: bool) -> Result<(), (Step, io::Er
         if let Prepared::Fd(fd) = prepared {
             let target = index as RawFd;
             fds::dup2(*fd, target).map_err(|e| (steps[index], e))?;
-            fds::set_cloexec(target, false).map_err(|e| (steps[index], e))?;
+            // dup2 onto another number makes it inheritable; onto itself it changes nothing.
+            if *fd == target {
+                fds::set_cloexec(target, false).map_err(|e| (steps[index], e))?;
+            }
         }
     }
     if detached {
@@ -1704,7 +1707,6 @@ fn keeper_in_daemon(
         channel::send(launch.status_w.as_fd(), Record::Failed(step, errno(&err)));
         process::exit_now(1);
     }
-    crate::keeper::drop_tz_naming_no_file();
     // The status pipe moves into the keeper's setup, which a failing Keeper::new drops: a copy
     // to report that failure through.
     let report = rustix::io::fcntl_dupfd_cloexec(&launch.status_w, 3).ok();

@@ -425,6 +425,13 @@ impl Keeper {
             None => None,
         };
         // The keeper holds the lock now: it may finish what a dead keeper left in its logs.
+        // Only a keeper that stamps lines in local time opens the zone file: only it needs
+        // its `TZ` checked (a keeper that re-executes passes the checked `TZ` on).
+        if !setup.foreground
+            && (setup.log.is_some() || setup.log_stderr.is_some() || setup.syslog.is_some())
+        {
+            drop_tz_naming_no_file();
+        }
         let open_log = |config: Option<LogConfig>, step: Step| {
             config
                 .map(|config| {
@@ -584,6 +591,8 @@ impl Keeper {
 
     /// Executes `image` with this keeper's state (see [`crate::handoff`]); returns only if that
     /// failed. Everything the new image needs stays open across the exec; nothing else does.
+    // Never inlined: bench/order.sh takes the keeper's part of a start up to this call.
+    #[inline(never)]
     fn reexec(&mut self, image: &Path) {
         use std::os::unix::ffi::OsStrExt;
         let Some(image) = image_to_execute(image) else {
