@@ -393,6 +393,8 @@ pub(crate) struct Keeper {
     reexec: Option<PathBuf>,
     /// The program's pid, not yet sent to the launcher (see `spawn`); never across a re-exec.
     program_unsent: Option<u32>,
+    /// The stack the last program's process ran on before its exec, until the round ends.
+    spent_stack: Option<ChildStack>,
 }
 
 /// The signals the keeper takes through its signalfd.
@@ -485,6 +487,7 @@ impl Keeper {
             forking: setup.policy.forking_pidfile().map(Path::to_path_buf),
             starter: None,
             program_unsent: None,
+            spent_stack: None,
             search: None,
             reexec: setup.reexec,
             machine: Machine::new(setup.policy, has_protocol, seed),
@@ -538,21 +541,41 @@ impl Keeper {
         self.finish()
     }
 
-    /// Before the re-exec, when the launcher has heard "ready": waits until it has gone (its end
-    /// of the channel closed), then until nothing has happened for [`OUTPUT_QUIET`]. The exec
-    /// and the new image's start cost about half a millisecond of CPU; on a small machine they
-    /// would compete with the launcher's exit, its caller and the program's own start, and so
-    /// lengthen every `start`. A signal ends the wait at once (the new image handles it), a
-    /// launcher that keeps its end is waited for [`SETTLE_MAX`] at most, and once it has gone,
-    /// output or a client ends the wait too. A program not yet ready at this point
+    /// Before the re-exec, when the launcher has heard "ready": waits until nothing has happened
+    /// for [`OUTPUT_QUIET`], then until the launcher has gone (its end of the channel closed).
+    /// The exec and the new image's start cost about half a millisecond of CPU; on a small
+    /// machine they would compete with the launcher's exit, its caller and the program's own
+    /// start, and so lengthen every `start`. The quiet time comes first and does not watch the
+    /// launcher's end: the launcher closes it as it leaves, and a keeper woken by that would
+    /// preempt the launcher on its CPU before its caller hears it exit. A signal ends the wait
+    /// at once (the new image handles it); output or a client ends the quiet time (a program
+    /// that floods would otherwise fill its pipe meanwhile, and the new image would start on a
+    /// full megabyte, with its buffers at their largest for good); a launcher that keeps its
+    /// end is waited for [`SETTLE_MAX`] at most. A program not yet ready at this point
     /// (readiness by protocol) is kept by the new image from the start, as before.
     #[inline(never)]
     fn settle(&mut self) {
         let Some(heard) = self.heard.take() else {
             return;
         };
+        let mut pfd = vec![PollFd::new(&self.signals, PollFlags::IN)];
+        pfd.extend(
+            self.listener
+                .as_ref()
+                .map(|l| PollFd::new(l, PollFlags::IN)),
+        );
+        for (read, _) in [&self.output, &self.err_output].into_iter().flatten() {
+            pfd.push(PollFd::new(read, PollFlags::IN));
+        }
+        let ms = OUTPUT_QUIET.as_millis() as i32;
+        if rustix::event::poll(&mut pfd, Some(&process::poll_timeout(ms))).is_ok()
+            && !pfd[0].revents().is_empty()
+        {
+            return;
+        }
+        drop(pfd);
         let started = Instant::now();
-        let gone = loop {
+        loop {
             let left = SETTLE_MAX.saturating_sub(started.elapsed());
             let mut pfd = [
                 PollFd::new(&heard, PollFlags::empty()),
@@ -563,29 +586,10 @@ impl Keeper {
                 Ok(0) if started.elapsed() >= SETTLE_MAX => return,
                 Ok(_) if !pfd[1].revents().is_empty() => return,
                 // The read end closed: a pipe's write end then reports an error.
-                Ok(_) if pfd[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) => {
-                    break true;
-                }
+                Ok(_) if pfd[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) => return,
                 Ok(_) | Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => break false,
+                Err(_) => return,
             }
-        };
-        drop(heard);
-        if gone {
-            // A client that connects, or output to read, ends the wait too: a program that
-            // floods would otherwise fill its pipe meanwhile, and the new image would start on
-            // a full megabyte, with its buffers at their largest for good.
-            let mut pfd = vec![PollFd::new(&self.signals, PollFlags::IN)];
-            pfd.extend(
-                self.listener
-                    .as_ref()
-                    .map(|l| PollFd::new(l, PollFlags::IN)),
-            );
-            for (read, _) in [&self.output, &self.err_output].into_iter().flatten() {
-                pfd.push(PollFd::new(read, PollFlags::IN));
-            }
-            let ms = OUTPUT_QUIET.as_millis() as i32;
-            let _ = rustix::event::poll(&mut pfd, Some(&process::poll_timeout(ms)));
         }
     }
 
@@ -831,6 +835,7 @@ impl Keeper {
             forking,
             starter,
             program_unsent: None,
+            spent_stack: None,
             search,
             reexec: None,
         }))
@@ -875,6 +880,8 @@ impl Keeper {
         if let (Some(pid), Some(launcher)) = (self.program_unsent.take(), &self.launcher) {
             channel::send(launcher.as_fd(), Record::Program(pid));
         }
+        // Unmapped now that the launcher has heard (see `ChildStack`).
+        self.spent_stack = None;
         self.answer_clients();
     }
 
@@ -1062,7 +1069,8 @@ impl Keeper {
                 .flatten(),
             keeper: self.keeper_pid as libc::pid_t,
         };
-        let pid = start_child(&self.spec, &child).map_err(|e| (Step::Fork, errno(&e)))?;
+        let (pid, stack) = start_child(&self.spec, &child).map_err(|e| (Step::Fork, errno(&e)))?;
+        self.spent_stack = stack;
         drop(errors_w);
         if self.last_state.is_none() {
             // The first record, before anyone is told the program runs: a reader never finds
@@ -1070,9 +1078,11 @@ impl Keeper {
             self.publish_as(Some(pid));
         }
         // Put the child in its group from this side too, so a signal to the group that follows
-        // at once cannot miss it (the child's own setpgid may not have run yet). EACCES after
-        // the child's exec is harmless.
-        if let Some(child) = as_pid(pid) {
+        // at once cannot miss it (a forked child's own setpgid may not have run yet; one on a
+        // stack of its own has run its steps and executed when we get here).
+        if self.spent_stack.is_none()
+            && let Some(child) = as_pid(pid)
+        {
             let _ = rustix::process::setpgid(Some(child), Some(child));
         }
         let mut receiver = channel::Receiver::new(errors_r);
@@ -2046,12 +2056,12 @@ pub(crate) fn drop_tz_naming_no_file() {
 /// `setgroups` may take locks and write globals that a memory-sharing child would leave
 /// changed in the keeper, and glibc before 2.25 rewrote the shared thread's cached ids in
 /// `clone`. Either way the keeper waits until the exec (or the failure), as it always has.
-fn start_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<u32> {
+fn start_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<(u32, Option<ChildStack>)> {
     #[cfg(target_os = "linux")]
     if spec.creds.is_none() && clone_vm_is_safe() {
         return clone_child(spec, fds);
     }
-    fork_child(spec, fds)
+    fork_child(spec, fds).map(|pid| (pid, None))
 }
 
 /// Whether the C library leaves a `CLONE_VM` child's parent alone: musl always, glibc from 2.25.
@@ -2079,7 +2089,7 @@ fn clone_vm_is_safe() -> bool {
 }
 
 #[cfg(target_os = "linux")]
-fn clone_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<u32> {
+fn clone_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<(u32, Option<ChildStack>)> {
     /// `program_steps` needs a few KiB; the rest is margin. Untouched pages cost nothing.
     const STACK: usize = 128 << 10;
     extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
@@ -2121,11 +2131,36 @@ fn clone_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<u32> {
         )
     };
     let err = io::Error::last_os_error();
-    // SAFETY: the child has left this memory (it executed or exited, however it ended: the
-    // kernel releases a CLONE_VFORK parent only then); unmapping our own mapping.
-    let _ = unsafe { rustix::mm::munmap(base, len) };
-    if pid < 0 { Err(err) } else { Ok(pid as u32) }
+    // The child has left this memory (it executed or exited, however it ended: the kernel
+    // releases a CLONE_VFORK parent only then).
+    let stack = ChildStack { base, len };
+    if pid < 0 {
+        Err(err)
+    } else {
+        Ok((pid as u32, Some(stack)))
+    }
 }
+
+/// The stack a program's process ran on until its exec, unmapped when dropped: the keeper drops
+/// it once the launcher has heard the outcome, not on the path of the start.
+#[cfg(target_os = "linux")]
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping (clone_child made it), which nothing uses since the child
+        // that ran on it executed or exited.
+        let _ = unsafe { rustix::mm::munmap(self.base, self.len) };
+    }
+}
+
+/// Off Linux there is no stack of the child's own.
+#[cfg(not(target_os = "linux"))]
+struct ChildStack;
 
 fn fork_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<u32> {
     // libc: rustix has no fork.
