@@ -158,11 +158,7 @@ impl Environment {
     /// inherited variables are read in place.
     pub(crate) unsafe fn to_envp(&self, extra: &[(&str, &OsStr)]) -> Result<Vec<CString>, Error> {
         let entry = |key: &OsStr, value: &OsStr| {
-            let mut bytes = Vec::with_capacity(key.len() + value.len() + 2);
-            bytes.extend_from_slice(key.as_bytes());
-            bytes.push(b'=');
-            bytes.extend_from_slice(value.as_bytes());
-            CString::new(bytes).map_err(|_| {
+            entry(key, value).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidInput,
                     Step::Environment,
@@ -195,6 +191,15 @@ impl Environment {
             unsafe { std::env::set_var(&key, &value) };
         }
     }
+}
+
+/// `KEY=VALUE` as one C string, built with one allocation; None if either contains a NUL.
+pub(crate) fn entry(key: &OsStr, value: &OsStr) -> Option<CString> {
+    let mut bytes = Vec::with_capacity(key.len() + value.len() + 2);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.push(b'=');
+    bytes.extend_from_slice(value.as_bytes());
+    CString::new(bytes).ok()
 }
 
 /// Calls `f` with each of this process's variables, read in place from `environ`, parsed as
@@ -241,7 +246,6 @@ unsafe fn each_in_place(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::ffi::OsStringExt;
 
     /// `to_envp` is `resolve` with the extra variables last, as `KEY=VALUE` strings.
     #[test]
@@ -268,13 +272,8 @@ mod tests {
         // Read in place, the inherited variables are those the standard library reads.
         let resolved: Vec<CString> = inherited
             .resolve_os()
-            .into_iter()
-            .map(|(k, v)| {
-                let mut bytes = k.into_vec();
-                bytes.push(b'=');
-                bytes.extend(v.into_vec());
-                CString::new(bytes).unwrap()
-            })
+            .iter()
+            .map(|(k, v)| entry(k, v).unwrap())
             .collect();
         assert_eq!(envp, resolved);
         let paths: Vec<_> = envp

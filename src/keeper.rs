@@ -628,12 +628,7 @@ impl Keeper {
         // state, and a small environment keeps the new image's stack small.
         let envp: Vec<CString> = std::env::vars_os()
             .filter(|(k, _)| k == "TZ" || k == "TZDIR" || k == "NOTIFY_SOCKET")
-            .filter_map(|(k, v)| {
-                let mut kv = k.into_encoded_bytes();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_encoded_bytes());
-                CString::new(kv).ok()
-            })
+            .filter_map(|(k, v)| crate::env::entry(&k, &v))
             .collect();
         // What `ps` shows: which service this keeper keeps (its pidfile) and its program.
         let pidfile = self
