@@ -426,7 +426,6 @@ impl Keeper {
             Some(files) => Some(bind_control(&files.socket).map_err(|e| (Step::Control, e))?),
             None => None,
         };
-        // The keeper holds the lock now: it may finish what a dead keeper left in its logs.
         // Only a keeper that stamps lines in local time opens the zone file: only it needs
         // its `TZ` checked (a keeper that re-executes passes the checked `TZ` on).
         if !setup.foreground
@@ -434,6 +433,7 @@ impl Keeper {
         {
             drop_tz_naming_no_file();
         }
+        // The keeper holds the lock now: it may finish what a dead keeper left in its logs.
         let open_log = |config: Option<LogConfig>, step: Step| {
             config
                 .map(|config| {
