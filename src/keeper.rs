@@ -393,7 +393,8 @@ pub(crate) struct Keeper {
     reexec: Option<PathBuf>,
     /// The program's pid, not yet sent to the launcher (see `spawn`); never across a re-exec.
     program_unsent: Option<u32>,
-    /// The stack the last program's process ran on before its exec, until the round ends.
+    /// The stack the last program's process ran on before its exec, until the round ends (or,
+    /// before a re-exec, until the launcher has gone).
     spent_stack: Option<ChildStack>,
 }
 
@@ -528,6 +529,7 @@ impl Keeper {
             this.reexec(&image);
         }
         this.heard = None;
+        this.spent_stack = None;
         this.keep()
     }
 
@@ -875,8 +877,11 @@ impl Keeper {
         if let (Some(pid), Some(launcher)) = (self.program_unsent.take(), &self.launcher) {
             channel::send(launcher.as_fd(), Record::Program(pid));
         }
-        // Unmapped now that the launcher has heard (see `ChildStack`).
-        self.spent_stack = None;
+        // Unmapped once the launcher has heard (see `ChildStack`), and not while a keeper that
+        // will re-execute waits for the launcher to leave: the re-exec drops it with the rest.
+        if self.heard.is_none() {
+            self.spent_stack = None;
+        }
         self.answer_clients();
     }
 
@@ -1065,17 +1070,22 @@ impl Keeper {
             keeper: self.keeper_pid as libc::pid_t,
         };
         let (pid, stack) = start_child(&self.spec, &child).map_err(|e| (Step::Fork, errno(&e)))?;
+        // A child on a stack of its own has executed (or failed) by now.
+        let executed = stack.is_some();
         self.spent_stack = stack;
         drop(errors_w);
-        if self.last_state.is_none() {
-            // The first record, before anyone is told the program runs: a reader never finds
-            // none.
+        // The first record, before anyone is told the program runs or failed: a reader never
+        // finds none. A forked child may take a while: written at once. For one that has
+        // executed, the table's `Publish` for this spawn writes it in this same round, before the
+        // launcher hears (one write of the record rather than two on the path of the start); a
+        // failure writes it below.
+        if self.last_state.is_none() && !executed {
             self.publish_as(Some(pid));
         }
         // Put the child in its group from this side too, so a signal to the group that follows
         // at once cannot miss it (a forked child's own setpgid may not have run yet; one on a
         // stack of its own has run its steps and executed when we get here).
-        if self.spent_stack.is_none()
+        if !executed
             && let Some(child) = as_pid(pid)
         {
             let _ = rustix::process::setpgid(Some(child), Some(child));
@@ -1086,6 +1096,9 @@ impl Keeper {
             match receiver.read() {
                 Ok(records) => {
                     if let Some(Record::Failed(step, errno)) = records.first() {
+                        if self.last_state.is_none() {
+                            self.publish_as(Some(pid));
+                        }
                         return Err((*step, *errno));
                     }
                 }
@@ -2137,7 +2150,9 @@ fn clone_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<(u32, Option<Child
 }
 
 /// The stack a program's process ran on until its exec, unmapped when dropped: the keeper drops
-/// it once the launcher has heard the outcome, not on the path of the start.
+/// it once the launcher has heard the outcome, not on the path of the start (the child ran on
+/// another processor, so the unmap waits for that processor to flush its TLB), and a keeper that
+/// re-executes never unmaps it (the exec drops it with the rest).
 #[cfg(target_os = "linux")]
 struct ChildStack {
     base: *mut libc::c_void,
