@@ -1085,9 +1085,7 @@ impl Keeper {
         // Put the child in its group from this side too, so a signal to the group that follows
         // at once cannot miss it (a forked child's own setpgid may not have run yet; one on a
         // stack of its own has run its steps and executed when we get here).
-        if !executed
-            && let Some(child) = as_pid(pid)
-        {
+        if !executed && let Some(child) = as_pid(pid) {
             let _ = rustix::process::setpgid(Some(child), Some(child));
         }
         let mut receiver = channel::Receiver::new(errors_r);
