@@ -78,7 +78,8 @@ if [ -z "${_KEEPER_BENCH_WORK:-}" ]; then
         (cd "$ROOT" && cargo build --release --quiet --bins) || { rm -rf "$WORK"; exit 1; }
         target=${CARGO_TARGET_DIR:-$ROOT/target}
         case $target in /*) ;; *) target=$ROOT/$target ;; esac
-        DAEMONIC=$target/release/daemonic
+        # .cargo/config.toml builds for the host's own target: target/<host tuple>/release
+        DAEMONIC=$target/$(rustc --print host-tuple)/release/daemonic
     fi
     export DAEMONIC _KEEPER_BENCH_WORK=$WORK
     exec "$BIN/subreaper" bash "$SELF" "$@"

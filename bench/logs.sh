@@ -19,7 +19,7 @@ set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
 cargo build --release --quiet || exit 1
-D=$root/target/release/daemonic
+D=$root/target/$(rustc --print host-tuple)/release/daemonic
 work=$(mktemp -d /tmp/daemonic-bench-logs.XXXXXX)
 export DAEMONIC_RUNDIR=$work/run
 trap '"$D" stop -n restarts >/dev/null 2>&1; for i in 1 2; do "$D" stop -n "mem$i" >/dev/null 2>&1; done; pkill -f "$work/s6-" 2>/dev/null; rm -rf "$work"' EXIT

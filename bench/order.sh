@@ -18,13 +18,14 @@ set -eu
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "order.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
 cargo build --release --quiet
+bin=target/$(rustc --print host-tuple)/release/daemonic
 tmp=$(mktemp -d)
-trap 'target/release/daemonic stop --pidfile "$tmp/p.pid" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+trap '"$bin" stop --pidfile "$tmp/p.pid" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 # The keeper's part is dumped when it enters its re-exec; the program itself is not traced.
 valgrind --tool=callgrind --demangle=no --trace-children=yes --trace-children-skip='*sleep*' \
     --child-silent-after-fork=no --dump-before='_ZN8daemonic6keeper6Keeper6reexec*' \
     --callgrind-out-file="$tmp/cg.%p" \
-    target/release/daemonic start --pidfile "$tmp/p.pid" -- /bin/sleep 1000 2>"$tmp/valgrind.log"
+    "$bin" start --pidfile "$tmp/p.pid" -- /bin/sleep 1000 2>"$tmp/valgrind.log"
 # Wait for the keeper's dump (it re-executes once the launcher has gone and 10 ms passed).
 for _ in $(seq 100); do
     ls "$tmp"/cg.*.1 >/dev/null 2>&1 && break

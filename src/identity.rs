@@ -1,14 +1,15 @@
 //! Users, groups and dropping privileges (daemon(7) step 13).
 //!
-//! Names are resolved with the reentrant C library calls before the first fork, because
-//! `getpwnam` and `initgroups` read files and allocate; after the fork only the system calls
+//! Names are resolved before the first fork ([`crate::nss`]), because `getpwnam` and
+//! `initgroups` read files, allocate and may run `getent`; after the fork only the system calls
 //! `setgroups`, `setgid` and `setuid` run, in that order, followed by a check that root cannot be
 //! regained.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 
 use crate::error::{Error, ErrorKind, Step};
+use crate::nss::{self, Passwd};
 
 /// Which supplementary groups the daemon gets when it runs as another user.
 ///
@@ -45,21 +46,13 @@ pub(crate) struct Credentials {
     pub caps: crate::caps::Capabilities,
 }
 
-/// A passwd entry's fields we need.
-struct Passwd {
-    name: CString,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
-    home: CString,
-}
-
 /// Resolves `user` and `group` (names or numeric ids) and the supplementary groups.
 ///
-/// The lookups stay on libc: rustix has no wrapper for the NSS calls (`getpwnam_r`,
-/// `getpwuid_r`, `getgrnam_r`, `getgrouplist`), which read `/etc/nsswitch.conf` and load modules.
+/// The databases are asked through [`crate::nss`] (the C library, or `getent` in a static
+/// build whose `nsswitch.conf` names other sources than files).
 ///
 /// Returns `None` when neither is given. References: getpwnam_r(3), getgrnam_r(3),
-/// getgrouplist(3).
+/// getgrouplist(3), getent(1).
 pub(crate) fn resolve(
     user: Option<&str>,
     group: Option<&str>,
@@ -126,57 +119,11 @@ fn getpw(name: &str) -> Result<Option<Passwd>, Error> {
             format!("user {name:?}: contains a NUL byte"),
         )
     })?;
-    with_buffer(Step::User, name, |pwd, buf, len, result| {
-        // SAFETY: every pointer refers to live storage of the stated size; getpwnam_r writes only
-        // into them.
-        unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf, len, result) }
-    })
+    nss::user(&cname).map_err(|e| Error::os(Step::User, name, e))
 }
 
 fn getpw_uid(uid: libc::uid_t) -> Result<Option<Passwd>, Error> {
-    with_buffer(Step::User, &uid.to_string(), |pwd, buf, len, result| {
-        // SAFETY: as in getpw.
-        unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) }
-    })
-}
-
-/// Runs a `getpw*_r` call with a growing buffer.
-fn with_buffer(
-    step: Step,
-    subject: &str,
-    call: impl Fn(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> libc::c_int,
-) -> Result<Option<Passwd>, Error> {
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        // SAFETY: passwd is plain data; zeroed is a valid initial value that the call overwrites.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = call(&mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(Error::os(step, subject, io::Error::from_raw_os_error(rc)));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
-        let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned();
-        let home = if pwd.pw_dir.is_null() {
-            CString::default()
-        } else {
-            // SAFETY: a non-null pw_dir points to a NUL-terminated string inside `buf`.
-            unsafe { CStr::from_ptr(pwd.pw_dir) }.to_owned()
-        };
-        return Ok(Some(Passwd {
-            name,
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
-            home,
-        }));
-    }
+    nss::user_by_id(uid).map_err(|e| Error::os(Step::User, uid, e))
 }
 
 /// A group by name, or by number when the name is all digits.
@@ -188,70 +135,23 @@ fn lookup_group(group: &str) -> Result<libc::gid_t, Error> {
             format!("group {group:?}: contains a NUL byte"),
         )
     })?;
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        // SAFETY: group is plain data; zeroed is a valid initial value that the call overwrites.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer refers to live storage of the stated size.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(Error::os(
-                Step::Group,
-                group,
-                io::Error::from_raw_os_error(rc),
-            ));
-        }
-        if !result.is_null() {
-            return Ok(grp.gr_gid);
-        }
-        if let Ok(gid) = group.parse::<libc::gid_t>() {
-            return Ok(gid);
-        }
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            Step::Group,
-            format!("group {group}: no such group in the group database"),
-        ));
+    if let Some(gid) = nss::group(&cname).map_err(|e| Error::os(Step::Group, group, e))? {
+        return Ok(gid);
     }
+    if let Ok(gid) = group.parse::<libc::gid_t>() {
+        return Ok(gid);
+    }
+    Err(Error::new(
+        ErrorKind::InvalidInput,
+        Step::Group,
+        format!("group {group}: no such group in the group database"),
+    ))
 }
 
 /// The user's supplementary groups, with `gid` first, as initgroups would install them.
 fn group_list(pw: &Passwd, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> {
-    let mut count: libc::c_int = 64;
-    loop {
-        let mut list = vec![0 as libc::gid_t; count as usize];
-        let asked = count;
-        // SAFETY: `list` has room for `count` entries, and getgrouplist updates `count`.
-        let rc =
-            unsafe { libc::getgrouplist(pw.name.as_ptr(), gid, list.as_mut_ptr(), &mut count) };
-        if rc >= 0 {
-            list.truncate(count as usize);
-            return Ok(list);
-        }
-        if count <= asked {
-            count = asked * 2;
-        }
-        if count > 65536 {
-            return Err(Error::new(
-                ErrorKind::Os,
-                Step::Setgroups,
-                format!("user {}: more than 65536 groups", pw.name.to_string_lossy()),
-            ));
-        }
-    }
+    nss::group_list(&pw.name, gid)
+        .map_err(|e| Error::os(Step::Setgroups, pw.name.to_string_lossy(), e))
 }
 
 /// Installs `creds`: supplementary groups (as root), gid, uid, in that order, then checks that

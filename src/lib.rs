@@ -124,6 +124,7 @@ mod keeper;
 mod launcher;
 mod log;
 mod notify;
+mod nss;
 mod pidfile;
 mod process;
 mod program;

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Builds one target in release (`["--bin", "daemonic"]`, `["--example", "fixture"]`) and
-/// returns the path of the executable, in `$CARGO_TARGET_DIR` when that is set.
+/// returns the path of the executable: beside this benchmark's own (`release/deps/`), which
+/// follows `$CARGO_TARGET_DIR` and the target directory `.cargo/config.toml` names.
 pub fn build_release(target: [&str; 2]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(env!("CARGO"))
@@ -21,11 +22,15 @@ pub fn build_release(target: [&str; 2]) -> PathBuf {
         target[0],
         target[1]
     );
-    let target_dir =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let release = std::env::current_exe()
+        .expect("the benchmark's own path")
+        .parent()
+        .and_then(Path::parent)
+        .expect("the benchmark runs from release/deps/")
+        .to_path_buf();
     match target[0] {
-        "--example" => target_dir.join("release/examples").join(target[1]),
-        _ => target_dir.join("release").join(target[1]),
+        "--example" => release.join("examples").join(target[1]),
+        _ => release.join(target[1]),
     }
 }
 

@@ -301,6 +301,9 @@ const MAX_ENTRIES: usize = 50_000;
 ///
 /// References: getpwent(3).
 fn user_entries() -> Vec<(String, u32)> {
+    if cfg!(target_feature = "crt-static") {
+        return getent_entries("passwd");
+    }
     // SAFETY: an entry getpwent returned is valid until the next call, and read before it.
     enumerate(libc::setpwent, libc::endpwent, || unsafe {
         let entry = libc::getpwent();
@@ -312,6 +315,9 @@ fn user_entries() -> Vec<(String, u32)> {
 ///
 /// References: getgrent(3).
 fn group_entries() -> Vec<(String, u32)> {
+    if cfg!(target_feature = "crt-static") {
+        return getent_entries("group");
+    }
     // SAFETY: as in `user_entries`, for getgrent.
     enumerate(libc::setgrent, libc::endgrent, || unsafe {
         let entry = libc::getgrent();
@@ -341,6 +347,43 @@ fn enumerate(
         }
         close();
     }
+    sorted(entries)
+}
+
+/// A database enumerated by glibc's `getent`, for a static build: its C library cannot load the
+/// sources `nsswitch.conf` may name besides `files` (the library's `nss` module says more).
+/// Each line's name and id (the third field in both databases), at most [`MAX_ENTRIES`] (then
+/// `getent` is stopped); nothing when there is no `getent`.
+fn getent_entries(database: &str) -> Vec<(String, u32)> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("getent")
+        .arg(database)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            if entries.len() >= MAX_ENTRIES {
+                break;
+            }
+            let line = String::from_utf8_lossy(&line);
+            let mut fields = line.split(':');
+            if let (Some(name), Some(Ok(id))) = (fields.next(), fields.nth(1).map(str::parse)) {
+                entries.push((name.to_string(), id));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
     sorted(entries)
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 pub use daemonic::ProcStat;
 
-/// target/debug (or release), from the test binary's own path (target/debug/deps/test-hash).
+/// target/<host tuple>/debug (or release), from the test binary's own path
+/// (target/<host tuple>/debug/deps/test-hash).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     exe.parent()
