@@ -190,6 +190,7 @@ mod tests {
         let kept = std::fs::File::open("/dev/null").unwrap();
         let closed = std::fs::File::open("/dev/null").unwrap();
         let (kept, closed) = (kept.as_raw_fd(), closed.as_raw_fd());
+        let _forking = crate::forks_excluded();
         // SAFETY: the child (of a test process with threads) makes system calls only, then
         // leaves with _exit.
         let pid = unsafe { libc::fork() };

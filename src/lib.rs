@@ -136,6 +136,17 @@ mod stdio;
 pub mod stop;
 mod supervise;
 
+/// Held by the unit tests that make a process (`fork`, or a command) and by those that check
+/// that a lock goes when its descriptor closes: a child another test thread forks holds a copy
+/// of every descriptor, close-on-exec ones too, until it executes, and so holds the lock.
+#[cfg(test)]
+pub(crate) fn forks_excluded() -> std::sync::MutexGuard<'static, ()> {
+    static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    FORKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use caps::Capabilities;
 pub use daemon::{DEFAULT_TIMEOUT, Daemon};
 pub use env::Environment;

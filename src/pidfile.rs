@@ -595,6 +595,7 @@ mod tests {
 
     #[test]
     fn second_acquire_is_refused_and_stale_file_taken_over() {
+        let _no_fork = crate::forks_excluded();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.pid");
         let first = Pidfile::acquire(&path).unwrap();

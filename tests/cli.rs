@@ -631,6 +631,12 @@ fn notify_waits_for_a_late_ready_and_shows_status() {
     // kept (a pipe end no other process holds, or the keeper's other end).
     let keeper = keeper_of(pid);
     keeper_image_runs(keeper);
+    // The script's last step, `exec sleep`, may still be under way after `start` returned:
+    // during an exec /proc/PID/fd can read empty, and the pipes it shares would look lonely.
+    eventually("the script executed sleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    exec_done(pid);
     let (kept, program) = (fds(keeper), fds(pid));
     let holders = |pipe: &String| {
         kept.values()
