@@ -5,13 +5,14 @@
 //! names. A statically linked glibc (how `daemonic` itself is built on glibc Linux: it starts
 //! about 100 us sooner without the dynamic loader) cannot load those modules safely: a lookup
 //! that reached Debian's default second source, `systemd`, crashed the process (verified). So a
-//! static build never asks its C library. It reads `/etc/passwd` and `/etc/group` itself where
+//! static glibc build never asks its C library for them (musl, which loads no module, is
+//! asked as usual). It reads `/etc/passwd` and `/etc/group` itself where
 //! `nsswitch.conf` asks `files` first (an entry found there is the answer, as the C library's
 //! default action on success is to return), and asks `getent(1)`, glibc's own dynamically
 //! linked client of the same databases, for the rest: a name not in the files, and the group
 //! list where another source may add groups (glibc merges every source's for it). That costs a
-//! process (under a millisecond), only on a start that names a user or group, and only where
-//! other sources are configured.
+//! process (about a millisecond here), only on a start that names a user or group, and only
+//! where other sources are configured.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -53,8 +54,9 @@ impl Sources {
 /// Fixed system paths, not `PATH`: the launcher may run as root.
 const GETENT: [&str; 2] = ["/usr/bin/getent", "/bin/getent"];
 
-/// Whether this build asks the C library (a dynamically linked one).
-const LIBC: bool = !cfg!(target_feature = "crt-static");
+/// Whether this build asks the C library: anything but a static glibc (musl, static or not,
+/// reads the files itself and loads no module; a dynamic glibc loads them safely).
+const LIBC: bool = !cfg!(all(target_feature = "crt-static", target_env = "gnu"));
 
 /// The user named `name`. Through `getent`, an all-digit key is looked up as a uid (names that
 /// are all digits are refused by `useradd` and rare elsewhere).

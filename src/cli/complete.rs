@@ -301,7 +301,7 @@ const MAX_ENTRIES: usize = 50_000;
 ///
 /// References: getpwent(3).
 fn user_entries() -> Vec<(String, u32)> {
-    if cfg!(target_feature = "crt-static") {
+    if cfg!(all(target_feature = "crt-static", target_env = "gnu")) {
         return getent_entries("passwd");
     }
     // SAFETY: an entry getpwent returned is valid until the next call, and read before it.
@@ -315,7 +315,7 @@ fn user_entries() -> Vec<(String, u32)> {
 ///
 /// References: getgrent(3).
 fn group_entries() -> Vec<(String, u32)> {
-    if cfg!(target_feature = "crt-static") {
+    if cfg!(all(target_feature = "crt-static", target_env = "gnu")) {
         return getent_entries("group");
     }
     // SAFETY: as in `user_entries`, for getgrent.
@@ -350,7 +350,7 @@ fn enumerate(
     sorted(entries)
 }
 
-/// A database enumerated by glibc's `getent`, for a static build: its C library cannot load the
+/// A database enumerated by glibc's `getent`, for a static glibc build: it cannot load the
 /// sources `nsswitch.conf` may name besides `files` (the library's `nss` module says more).
 /// Each line's name and id (the third field in both databases), at most [`MAX_ENTRIES`] (then
 /// `getent` is stopped); nothing when there is no `getent`.
