@@ -150,8 +150,8 @@ fn lookup_group(group: &str) -> Result<libc::gid_t, Error> {
 
 /// The user's supplementary groups, with `gid` first, as initgroups would install them.
 fn group_list(pw: &Passwd, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> {
-    nss::group_list(&pw.name, gid)
-        .map_err(|e| Error::os(Step::Setgroups, pw.name.to_string_lossy(), e))
+    // A lookup: the user's step (setgroups itself comes after the fork).
+    nss::group_list(&pw.name, gid).map_err(|e| Error::os(Step::User, pw.name.to_string_lossy(), e))
 }
 
 /// Installs `creds`: supplementary groups (as root), gid, uid, in that order, then checks that
@@ -270,6 +270,8 @@ mod tests {
 
     #[test]
     fn resolves_root_by_name_and_number() {
+        // A static build may run getent for these.
+        let _forking = crate::forks_excluded();
         let by_name = resolve(Some("root"), None, Groups::FromUser)
             .unwrap()
             .unwrap();
@@ -282,6 +284,8 @@ mod tests {
 
     #[test]
     fn unknown_names_are_invalid_input() {
+        // A static build may run getent for these.
+        let _forking = crate::forks_excluded();
         let err = resolve(Some("no-such-user-x"), None, Groups::FromUser).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("no-such-user-x"), "{err}");
@@ -290,7 +294,22 @@ mod tests {
     }
 
     #[test]
+    fn names_that_look_like_options_or_overflow_an_id_are_no_one() {
+        // A static build may run getent for these.
+        let _forking = crate::forks_excluded();
+        for name in ["-sfiles", "--help", "4294967296", "-4294967295"] {
+            let err = resolve(Some(name), None, Groups::FromUser).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
+            assert!(err.to_string().contains("no such user"), "{err}");
+            let err = resolve(None, Some(name), Groups::None).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
+        }
+    }
+
+    #[test]
     fn numeric_group_without_entry_is_accepted() {
+        // A static build may run getent for these.
+        let _forking = crate::forks_excluded();
         let creds = resolve(None, Some("54321"), Groups::None).unwrap().unwrap();
         assert_eq!(creds.gid, 54321);
         assert_eq!(creds.uid, None);

@@ -68,16 +68,14 @@ pub(crate) fn user(name: &CStr) -> io::Result<Option<Passwd>> {
             unsafe { libc::getpwnam_r(name.as_ptr(), pwd, buf, len, result) }
         });
     }
-    let sources = sources(&["passwd"]);
-    if sources.files_first {
-        let found = find_passwd(&files_lines(PASSWD_FILE)?, |f| f[0] == name.to_bytes());
-        if found.is_some() || sources.files_only {
-            return Ok(found);
-        }
-    }
-    getent("passwd", name.to_bytes())?
-        .map(|line| parse_passwd(&line))
-        .transpose()
+    let key = name.to_bytes();
+    files_then_getent(
+        &["passwd"],
+        PASSWD_FILE,
+        |lines| find_passwd(lines, |f| f[0] == key),
+        // Only the entry of that name: getent reads a numeric key as a uid.
+        || getent_passwd(key, |pw| pw.name.as_bytes() == key),
+    )
 }
 
 /// The user whose uid is `uid`.
@@ -88,16 +86,12 @@ pub(crate) fn user_by_id(uid: libc::uid_t) -> io::Result<Option<Passwd>> {
             unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) }
         });
     }
-    let sources = sources(&["passwd"]);
-    if sources.files_first {
-        let found = find_passwd(&files_lines(PASSWD_FILE)?, |f| number(f[2]) == Some(uid));
-        if found.is_some() || sources.files_only {
-            return Ok(found);
-        }
-    }
-    getent("passwd", uid.to_string().as_bytes())?
-        .map(|line| parse_passwd(&line))
-        .transpose()
+    files_then_getent(
+        &["passwd"],
+        PASSWD_FILE,
+        |lines| find_passwd(lines, |f| number(f[2]) == Some(uid)),
+        || getent_passwd(uid.to_string().as_bytes(), |pw| pw.uid == uid),
+    )
 }
 
 /// The gid of the group named `name`.
@@ -105,16 +99,19 @@ pub(crate) fn group(name: &CStr) -> io::Result<Option<libc::gid_t>> {
     if LIBC {
         return group_libc(name);
     }
-    let sources = sources(&["group"]);
-    if sources.files_first {
-        let found = find_group(&files_lines(GROUP_FILE)?, name.to_bytes());
-        if found.is_some() || sources.files_only {
-            return Ok(found);
-        }
-    }
-    getent("group", name.to_bytes())?
-        .map(|line| parse_group(&line))
-        .transpose()
+    let key = name.to_bytes();
+    files_then_getent(
+        &["group"],
+        GROUP_FILE,
+        |lines| find_group(lines, key),
+        || {
+            let Some(line) = getent("group", key)? else {
+                return Ok(None);
+            };
+            let (named, gid) = parse_group(&line)?;
+            Ok((named == key).then_some(gid))
+        },
+    )
 }
 
 /// The supplementary groups `user` gets, with `gid` first, as `initgroups(3)` would install
@@ -130,7 +127,40 @@ pub(crate) fn group_list(user: &CStr, gid: libc::gid_t) -> io::Result<Vec<libc::
         return Ok(with_first(gid, groups));
     }
     let line = getent("initgroups", user.to_bytes())?.unwrap_or_default();
-    Ok(with_first(gid, parse_initgroups(&line)))
+    Ok(with_first(gid, parse_initgroups(&line, user.to_bytes())?))
+}
+
+/// A static build's order: the files, where `nsswitch.conf` asks them first (an entry found
+/// there is the answer, and with `files` alone so is none), then `getent`. An unreadable file
+/// is no answer, and the next source is asked, as glibc's `files` source does.
+fn files_then_getent<T>(
+    databases: &[&str],
+    path: &str,
+    in_files: impl FnOnce(&[Vec<u8>]) -> Option<T>,
+    from_getent: impl FnOnce() -> io::Result<Option<T>>,
+) -> io::Result<Option<T>> {
+    let sources = sources(databases);
+    if sources.files_first {
+        match files_lines(path) {
+            Ok(lines) => {
+                let found = in_files(&lines);
+                if found.is_some() || sources.files_only {
+                    return Ok(found);
+                }
+            }
+            Err(e) if sources.files_only => return Err(e),
+            Err(_) => {}
+        }
+    }
+    from_getent()
+}
+
+/// `getent passwd KEY`'s entry, if `wanted`.
+fn getent_passwd(key: &[u8], wanted: impl Fn(&Passwd) -> bool) -> io::Result<Option<Passwd>> {
+    let Some(line) = getent("passwd", key)? else {
+        return Ok(None);
+    };
+    Ok(Some(parse_passwd(&line)?).filter(|pw| wanted(pw)))
 }
 
 const PASSWD_FILE: &str = "/etc/passwd";
@@ -163,15 +193,18 @@ fn member_of(lines: &[Vec<u8>], user: &[u8]) -> Vec<libc::gid_t> {
         .iter()
         .map(|line| fields(line))
         .filter(|f| {
-            f.get(3)
-                .is_some_and(|m| m.split(|&b| b == b',').any(|m| m.trim_ascii() == user))
+            f.get(3).is_some_and(|m| {
+                m.split(|&b| b == b',')
+                    .any(|m| m.trim_ascii_start() == user)
+            })
         })
         .filter_map(|f| number(f[2]))
         .collect()
 }
 
-/// The entry lines of a `files` database: blank lines and comments (`#`) left out, leading
-/// blanks dropped, as glibc's `files` source skips them.
+/// The entry lines of a `files` database: blank lines, comments (`#`) and NIS compat entries
+/// (`+`, `-`: only the `compat` source reads them) left out, leading blanks dropped, as glibc's
+/// `files` source skips them.
 fn files_lines(path: &str) -> io::Result<Vec<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(text) => Ok(entry_lines(&text)),
@@ -184,7 +217,7 @@ fn files_lines(path: &str) -> io::Result<Vec<Vec<u8>>> {
 fn entry_lines(text: &[u8]) -> Vec<Vec<u8>> {
     text.split(|&b| b == b'\n')
         .map(<[u8]>::trim_ascii_start)
-        .filter(|line| !line.is_empty() && !line.starts_with(b"#"))
+        .filter(|line| !line.is_empty() && !matches!(line[0], b'#' | b'+' | b'-'))
         .map(<[u8]>::to_vec)
         .collect()
 }
@@ -205,16 +238,28 @@ fn sources(databases: &[&str]) -> Sources {
     }
 }
 
-/// `db`'s line in an `nsswitch.conf`, or `None` when it has none. An action right after
-/// `files` that acts on success (`[SUCCESS=continue]`, `[SUCCESS=merge]`) means an entry found
-/// there may not be the whole answer.
+/// `db`'s line in an `nsswitch.conf` (the last one, as glibc reads them), or `None` when it has
+/// none. An action right after `files` that acts on success (`[SUCCESS=continue]`,
+/// `[SUCCESS=merge]`) means an entry found there may not be the whole answer.
 fn parse_sources(conf: &[u8], db: &str) -> Option<Sources> {
-    conf.split(|&b| b == b'\n').find_map(|line| {
-        let line = line.split(|&b| b == b'#').next().unwrap_or_default();
-        let (key, rest) = split_once(line, b':')?;
-        if key.trim_ascii() != db.as_bytes() {
+    // From the end: the last line for `db` is the one that counts.
+    conf.rsplit(|&b| b == b'\n').find_map(|line| {
+        let line = line
+            .split(|&b| b == b'#')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii_start();
+        // The name, then blanks and a colon, which glibc does not insist on.
+        let end = line
+            .iter()
+            .position(|&b| b == b':' || b.is_ascii_whitespace())
+            .unwrap_or(line.len());
+        let (key, rest) = line.split_at(end);
+        if key != db.as_bytes() {
             return None;
         }
+        let rest = rest.trim_ascii_start();
+        let rest = rest.strip_prefix(b":").unwrap_or(rest);
         // Sources and bracketed actions (whose spaces are allowed: "[ NOTFOUND = return ]").
         let mut items: Vec<Vec<u8>> = Vec::new();
         let mut in_action = false;
@@ -259,28 +304,60 @@ fn getent(database: &str, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(
-                    "/etc/nsswitch.conf names sources other than files for {database}, which a \
-                     static build of daemonic reaches through getent(1); neither {} nor {} \
-                     exists (install glibc's getent: Debian's libc-bin)",
+                    "a static build of daemonic asks getent(1) for the {database} database \
+                     beyond /etc/passwd and /etc/group (as /etc/nsswitch.conf names other \
+                     sources, or could not be read), and neither {} nor {} exists (install \
+                     glibc's getent: Debian's libc-bin)",
                     GETENT[0], GETENT[1]
                 ),
             )
         })?;
-    let output = std::process::Command::new(path)
-        .arg(database)
-        .arg(OsStr::from_bytes(key))
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    // `--`: a key that begins with `-` is a key, not an option.
+    let output = with_children_waitable(|| {
+        std::process::Command::new(path)
+            .args([
+                OsStr::new(database),
+                OsStr::new("--"),
+                OsStr::from_bytes(key),
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
     match output.status.code() {
         Some(0) => Ok(Some(output.stdout)),
         Some(2) => Ok(None),
-        _ => Err(io::Error::other(format!(
-            "{path} {database}: {} (the {database} database could not be read)",
-            output.status
-        ))),
+        _ => {
+            let said = String::from_utf8_lossy(first_line(&output.stderr)).into_owned();
+            Err(io::Error::other(format!(
+                "{path} {database}: {}{}{said} (the {database} database could not be read)",
+                output.status,
+                if said.is_empty() { "" } else { ": " },
+            )))
+        }
     }
+}
+
+/// Runs `run` with `SIGCHLD` at its default disposition: where the launcher's parent left it
+/// ignored (or `SA_NOCLDWAIT`), the kernel would reap `getent` itself and the wait for it fail.
+fn with_children_waitable<T>(run: impl FnOnce() -> T) -> T {
+    // libc: rustix has no sigaction.
+    // SAFETY: sigaction reads and writes only the two structures given (zeroed is a valid
+    // `sigaction`: SIG_DFL, no flags, an empty mask); SIG_DFL runs no handler.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    let asked = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) } == 0;
+    let reaped = old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0;
+    if asked && reaped {
+        let default: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::sigaction(libc::SIGCHLD, &default, std::ptr::null_mut()) };
+    }
+    let result = run();
+    if asked && reaped {
+        // SAFETY: as above; puts back what the launcher was given.
+        unsafe { libc::sigaction(libc::SIGCHLD, &old, std::ptr::null_mut()) };
+    }
+    result
 }
 
 /// A passwd line: `name:password:uid:gid:gecos:home:shell` (the fields after the gid may be
@@ -301,22 +378,29 @@ fn parse_passwd(line: &[u8]) -> io::Result<Passwd> {
     })
 }
 
-/// A `getent group` line: `name:password:gid:members`; its gid.
-fn parse_group(line: &[u8]) -> io::Result<libc::gid_t> {
+/// A `getent group` line: `name:password:gid:members`; its name and gid.
+fn parse_group(line: &[u8]) -> io::Result<(&[u8], libc::gid_t)> {
     let line = first_line(line);
-    line.split(|&b| b == b':')
-        .nth(2)
-        .and_then(number)
-        .ok_or_else(|| invalid("group", line))
+    let fields = fields(line);
+    match fields[..] {
+        [name, _, gid, ..] => Ok((name, number(gid).ok_or_else(|| invalid("group", line))?)),
+        _ => Err(invalid("group", line)),
+    }
 }
 
-/// A `getent initgroups` line: the user's name, then the gid of each group it belongs to.
-fn parse_initgroups(line: &[u8]) -> Vec<libc::gid_t> {
-    first_line(line)
-        .split(u8::is_ascii_whitespace)
+/// A `getent initgroups USER` line: `USER` (padded), then the gid of each group it belongs to.
+/// A name may hold a blank (directory services allow it): the key is taken off as given.
+fn parse_initgroups(line: &[u8], user: &[u8]) -> io::Result<Vec<libc::gid_t>> {
+    let line = first_line(line);
+    if line.is_empty() {
+        return Ok(Vec::new());
+    }
+    let gids = line
+        .strip_prefix(user)
+        .ok_or_else(|| invalid("initgroups", line))?;
+    gids.split(u8::is_ascii_whitespace)
         .filter(|w| !w.is_empty())
-        .skip(1)
-        .filter_map(number)
+        .map(|w| number(w).ok_or_else(|| invalid("initgroups", line)))
         .collect()
 }
 
@@ -333,11 +417,6 @@ fn with_first(gid: libc::gid_t, groups: Vec<libc::gid_t>) -> Vec<libc::gid_t> {
 
 fn first_line(text: &[u8]) -> &[u8] {
     text.split(|&b| b == b'\n').next().unwrap_or_default()
-}
-
-fn split_once(text: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
-    let i = text.iter().position(|&b| b == at)?;
-    Some((&text[..i], &text[i + 1..]))
 }
 
 /// A uid or gid field: decimal, after any blanks (as `strtoul` reads it).
@@ -459,6 +538,11 @@ mod tests {
         assert_eq!(parse_sources(conf, "passwd"), plan(true, true));
         assert_eq!(parse_sources(conf, "group"), plan(true, true));
         assert_eq!(parse_sources(conf, "initgroups"), None);
+        // glibc takes a line without its colon, and the last line for a database.
+        assert_eq!(parse_sources(b"passwd files\n", "passwd"), plan(true, true));
+        let twice = b"passwd: files\ngroup: files\npasswd: files systemd\n";
+        assert_eq!(parse_sources(twice, "passwd"), plan(true, false));
+        assert_eq!(parse_sources(b"passwdx: files\n", "passwd"), None);
     }
 
     #[test]
@@ -483,7 +567,8 @@ mod tests {
         let passwd = entry_lines(
             b"# root:x:9:9::/:/bin/sh\n\n  root:x:0:0:root:/root:/bin/bash\n\
               bad:x:notanumber:1::/:/bin/sh\nbad:x:7:7::/home/bad:/bin/sh\n\
-              short:x:8:8\nshorter:x:9\nfirst:x:1000:1000::/home/first:\nsecond:x:1000:1001::/s:\n",
+              short:x:8:8\nshorter:x:9\nfirst:x:1000:1000::/home/first:\nsecond:x:1000:1001::/s:\n\
+              +::0:0:::\n-evil:x:0:0:::\n+plus:x:0:0:::\n",
         );
         let root = find_passwd(&passwd, |f| f[0] == b"root").unwrap();
         assert_eq!((root.uid, root.home.as_bytes()), (0, &b"/root"[..]));
@@ -495,15 +580,112 @@ mod tests {
         // By uid: the first line with it.
         let first = find_passwd(&passwd, |f| number(f[2]) == Some(1000)).unwrap();
         assert_eq!(first.name.as_bytes(), b"first");
+        // NIS compat entries are the `compat` source's, never the files'.
+        for name in [&b"+"[..], b"", b"-evil", b"+plus"] {
+            assert_eq!(find_passwd(&passwd, |f| f[0] == name), None);
+        }
         let group = entry_lines(
             b"#adm:x:99:\nadm:x:4:syslog, alice\nstaff:x:50\nusers:x:100:bob,alice\n\
-              broken:x:x:alice\n",
+              broken:x:x:alice\ntrail:x:5:alice \ncr:x:6:alice\r\n+:x:0:alice\n",
         );
         assert_eq!(find_group(&group, b"adm"), Some(4));
         assert_eq!(find_group(&group, b"staff"), Some(50));
         assert_eq!(find_group(&group, b"nobody-here"), None);
+        assert_eq!(find_group(&group, b"+"), None);
+        // Blanks before a member are skipped; after it (or a carriage return) they are part
+        // of the name, which then is not alice.
         assert_eq!(member_of(&group, b"alice"), vec![4, 100]);
         assert_eq!(member_of(&group, b"ali"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn getent_lines_are_parsed() {
+        let pw = parse_passwd(b"www-data:x:33:34:www-data:/var/www:/usr/sbin/nologin\n").unwrap();
+        assert_eq!(pw.name.as_bytes(), b"www-data");
+        assert_eq!((pw.uid, pw.gid), (33, 34));
+        assert_eq!(pw.home.as_bytes(), b"/var/www");
+        assert_eq!(
+            parse_group(b"adm:x:4:syslog,alice\n").unwrap(),
+            (&b"adm"[..], 4)
+        );
+        let line = b"alice                 4 27 1000\n";
+        assert_eq!(parse_initgroups(line, b"alice").unwrap(), vec![4, 27, 1000]);
+        assert!(
+            parse_initgroups(b"root                 \n", b"root")
+                .unwrap()
+                .is_empty()
+        );
+        // The user's name is taken off as given, blanks and all: never read as a gid.
+        let spaced = b"svc 0                 1001\n";
+        assert_eq!(parse_initgroups(spaced, b"svc 0").unwrap(), vec![1001]);
+        assert!(parse_initgroups(b"bob                   4\n", b"alice").is_err());
+        assert!(parse_initgroups(b"alice 4 x\n", b"alice").is_err());
+        assert_eq!(with_first(1000, vec![4, 1000, 27, 4]), vec![1000, 4, 27]);
+    }
+
+    #[test]
+    fn malformed_getent_lines_are_errors_naming_the_line() {
+        let err = parse_passwd(b"alice:x:notanumber:1:::\n").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("alice:x:notanumber"), "{err}");
+        assert!(parse_passwd(b"shorter:x:1\n").is_err());
+        assert!(parse_passwd(b"big:x:4294967296:0:::\n").is_err());
+        assert!(parse_group(b"g:x\n").is_err());
+    }
+
+    /// Through getent itself (glibc's, so on glibc systems): root's entries as /etc/passwd and
+    /// /etc/group have them, and nothing for a name nobody has.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn getent_answers_as_the_files_do() {
+        let _forking = crate::forks_excluded();
+        let root = getent_passwd(b"root", |pw| pw.name.as_bytes() == b"root")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (root.uid, root.gid, root.name.as_bytes()),
+            (0, 0, &b"root"[..])
+        );
+        assert_eq!(getent("passwd", b"no-such-user-nss-x").unwrap(), None);
+        let line = getent("group", b"root").unwrap().unwrap();
+        assert_eq!(parse_group(&line).unwrap(), (&b"root"[..], 0));
+        // root's groups as getent gives them are those the group file lists it in (no
+        // directory service on these machines adds to root's).
+        let line = getent("initgroups", b"root").unwrap().unwrap();
+        let mut theirs = parse_initgroups(&line, b"root").unwrap();
+        let mut ours = member_of(&files_lines(GROUP_FILE).unwrap(), b"root");
+        theirs.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(theirs, ours);
+    }
+
+    /// A key is a key: one that getent could read as an option or as another number never
+    /// yields an entry, and an answer for another name than the one asked is no answer.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn keys_that_getent_could_misread_find_nothing() {
+        let _forking = crate::forks_excluded();
+        for key in [
+            &b"-sfiles"[..],
+            b"--help",
+            b"-",
+            b"4294967296",
+            b" 4294967296",
+        ] {
+            assert_eq!(
+                getent_passwd(key, |pw| pw.name.as_bytes() == key).unwrap(),
+                None
+            );
+            let asked = CString::new(key).unwrap();
+            assert_eq!(user(&asked).unwrap(), None, "{key:?}");
+            assert_eq!(group(&asked).unwrap(), None, "{key:?}");
+        }
+        // A uid's entry when asked by uid, not when asked by that number as a name.
+        assert_eq!(user_by_id(0).unwrap().unwrap().name.as_bytes(), b"root");
+        assert_eq!(
+            getent_passwd(b"0", |pw| pw.name.as_bytes() == b"0").unwrap(),
+            None
+        );
     }
 
     /// What the files answer here is what getent answers (it asks them first too).
@@ -518,55 +700,32 @@ mod tests {
             let Some(ours) = find_passwd(&passwd, |f| f[0] == name) else {
                 continue;
             };
-            let theirs = parse_passwd(&getent("passwd", name).unwrap().unwrap()).unwrap();
-            assert_eq!(ours, theirs);
+            let theirs = getent_passwd(name, |pw| pw.name.as_bytes() == name).unwrap();
+            assert_eq!(Some(ours), theirs);
         }
         let group = files_lines(GROUP_FILE).unwrap();
         for line in group.iter().take(20) {
             let name = fields(line)[0];
-            let theirs = parse_group(&getent("group", name).unwrap().unwrap()).unwrap();
-            assert_eq!(find_group(&group, name), Some(theirs));
+            let Some(ours) = find_group(&group, name) else {
+                continue;
+            };
+            let line = getent("group", name).unwrap().unwrap();
+            assert_eq!(parse_group(&line).unwrap(), (name, ours));
         }
     }
 
-    #[test]
-    fn getent_lines_are_parsed() {
-        let pw = parse_passwd(b"www-data:x:33:34:www-data:/var/www:/usr/sbin/nologin\n").unwrap();
-        assert_eq!(pw.name.as_bytes(), b"www-data");
-        assert_eq!((pw.uid, pw.gid), (33, 34));
-        assert_eq!(pw.home.as_bytes(), b"/var/www");
-        assert_eq!(parse_group(b"adm:x:4:syslog,alice\n").unwrap(), 4);
-        assert_eq!(
-            parse_initgroups(b"alice                 4 27 1000\n"),
-            vec![4, 27, 1000]
-        );
-        assert!(parse_initgroups(b"root                 \n").is_empty());
-        assert_eq!(with_first(1000, vec![4, 1000, 27, 4]), vec![1000, 4, 27]);
-    }
-
-    #[test]
-    fn malformed_getent_lines_are_errors_naming_the_line() {
-        let err = parse_passwd(b"alice:x:notanumber:1:::\n").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("alice:x:notanumber"), "{err}");
-        assert!(parse_passwd(b"shorter:x:1\n").is_err());
-        assert!(parse_group(b"g:x\n").is_err());
-    }
-
-    /// Through getent itself (glibc's, so on glibc systems): root's entries as /etc/passwd and
-    /// /etc/group have them, and nothing for a name nobody has.
+    /// Started with SIGCHLD ignored (the kernel then reaps children itself), getent is still
+    /// waited for.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
-    fn getent_answers_as_the_files_do() {
+    fn getent_runs_when_sigchld_is_ignored() {
         let _forking = crate::forks_excluded();
-        let line = getent("passwd", b"root").unwrap().unwrap();
-        let root = parse_passwd(&line).unwrap();
-        assert_eq!((root.uid, root.gid), (0, 0));
-        assert_eq!(root.name.as_bytes(), b"root");
-        assert_eq!(getent("passwd", b"no-such-user-nss-x").unwrap(), None);
-        let line = getent("group", b"root").unwrap().unwrap();
-        assert_eq!(parse_group(&line).unwrap(), 0);
-        let line = getent("initgroups", b"root").unwrap().unwrap();
-        assert_eq!(with_first(0, parse_initgroups(&line))[0], 0);
+        // SAFETY: sets and restores a disposition; SIG_IGN runs no handler. The other tests
+        // that make children hold the same lock.
+        let old = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        let found = getent("passwd", b"root");
+        // SAFETY: as above.
+        unsafe { libc::signal(libc::SIGCHLD, old) };
+        assert!(found.unwrap().is_some());
     }
 }

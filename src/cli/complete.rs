@@ -48,6 +48,14 @@ pub struct CompletionsArgs {
 /// `DAEMONIC_COMPLETE` is unset (every ordinary run) this is one environment lookup.
 pub fn answer() -> Option<u8> {
     std::env::var_os(VAR)?;
+    if STATIC_GLIBC && std::env::var_os("HOME").is_none() {
+        // Completing `~/` asks std's `home_dir`, which without HOME would ask getpwuid_r, and
+        // a static glibc must not load NSS modules: the home getent knows, or `/`.
+        let home = getent_home().unwrap_or_else(|| "/".into());
+        // SAFETY: the completing process runs one thread, and nothing reads the environment
+        // while it changes.
+        unsafe { std::env::set_var("HOME", home) };
+    }
     // Written straight to stdout: a shell that stopped reading ends it quietly.
     // SAFETY: SIG_DFL has no handler to run.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
@@ -94,8 +102,8 @@ pub fn registration(args: &CompletionsArgs) -> Result<u8, Failure> {
 }
 
 /// The command the script calls at each TAB: this one as it was invoked, made absolute when it
-/// was given as a path (`./target/release/daemonic`), else its bare name, looked up in `PATH`
-/// then (as clap's `CompleteEnv` does).
+/// was given as a path (`./target/x86_64-unknown-linux-gnu/release/daemonic`), else its bare
+/// name, looked up in `PATH` then (as clap's `CompleteEnv` does).
 fn completer() -> String {
     let invoked = std::env::args_os()
         .next()
@@ -301,7 +309,7 @@ const MAX_ENTRIES: usize = 50_000;
 ///
 /// References: getpwent(3).
 fn user_entries() -> Vec<(String, u32)> {
-    if cfg!(all(target_feature = "crt-static", target_env = "gnu")) {
+    if STATIC_GLIBC {
         return getent_entries("passwd");
     }
     // SAFETY: an entry getpwent returned is valid until the next call, and read before it.
@@ -315,7 +323,7 @@ fn user_entries() -> Vec<(String, u32)> {
 ///
 /// References: getgrent(3).
 fn group_entries() -> Vec<(String, u32)> {
-    if cfg!(all(target_feature = "crt-static", target_env = "gnu")) {
+    if STATIC_GLIBC {
         return getent_entries("group");
     }
     // SAFETY: as in `user_entries`, for getgrent.
@@ -350,20 +358,42 @@ fn enumerate(
     sorted(entries)
 }
 
-/// A database enumerated by glibc's `getent`, for a static glibc build: it cannot load the
-/// sources `nsswitch.conf` may name besides `files` (the library's `nss` module says more).
-/// Each line's name and id (the third field in both databases), at most [`MAX_ENTRIES`] (then
-/// `getent` is stopped); nothing when there is no `getent`.
-fn getent_entries(database: &str) -> Vec<(String, u32)> {
-    use std::io::BufRead;
+/// Whether this is a static glibc build, whose C library cannot load the NSS modules
+/// `nsswitch.conf` may name besides `files` (the library's `nss` module says more): it asks
+/// glibc's `getent` instead.
+const STATIC_GLIBC: bool = cfg!(all(target_feature = "crt-static", target_env = "gnu"));
+
+/// `getent ARGS`, its output read through a pipe, from where glibc installs it.
+fn getent(args: &[&str]) -> Option<std::process::Child> {
     use std::process::{Command, Stdio};
-    let Ok(mut child) = Command::new("getent")
-        .arg(database)
+    let path = ["/usr/bin/getent", "/bin/getent"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())?;
+    Command::new(path)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-    else {
+        .ok()
+}
+
+/// This user's home directory, from `getent passwd UID`.
+fn getent_home() -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    let uid = rustix::process::geteuid().as_raw().to_string();
+    let output = getent(&["passwd", "--", &uid])?.wait_with_output().ok()?;
+    let line = output.stdout.split(|&b| b == b'\n').next()?;
+    let home = line.split(|&b| b == b':').nth(5)?;
+    (!home.is_empty()).then(|| std::ffi::OsString::from_vec(home.to_vec()))
+}
+
+/// A database enumerated by `getent`, for a static glibc build. Each line's name and id (the
+/// third field in both databases), at most [`MAX_ENTRIES`] (then `getent` is stopped); nothing
+/// when there is no `getent`.
+fn getent_entries(database: &str) -> Vec<(String, u32)> {
+    use std::io::BufRead;
+    let Some(mut child) = getent(&[database]) else {
         return Vec::new();
     };
     let mut entries = Vec::new();
