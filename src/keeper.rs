@@ -2052,31 +2052,20 @@ pub(crate) fn drop_tz_naming_no_file() {
 /// Starts the program's process and returns its pid once it has executed the program or
 /// failed (its error pipe then says which step).
 ///
-/// On Linux, like `posix_spawn`: a child that shares the keeper's memory and runs on a stack of
-/// its own, while the keeper waits (`CLONE_VM | CLONE_VFORK`). No page tables are copied and
-/// neither process takes copy-on-write faults, which a `fork` of this process costs on every
-/// start and restart. The child's descriptor table, directory, umask and signal dispositions
-/// are its own (no `CLONE_FILES`, `CLONE_FS` or `CLONE_SIGHAND`); it only makes system calls and
-/// writes to its stack (`program_steps`). That holds for a program that runs as another user
-/// too: on Linux the privilege drop is the kernel's calls made directly (`identity`), which
-/// change the calling task's credentials alone and write no C library global. Such a child
-/// makes the memory it still shares non-dumpable (the kernel's guard against the user it
-/// became, until its exec): the keeper takes its own setting back once the child has left.
-/// Elsewhere, and with a glibc before 2.25 (which rewrote the shared thread's cached ids in
-/// `clone`), `fork`. Either way the keeper waits until the exec (or the failure), as it always
-/// has.
+/// On Linux, when the program keeps the keeper's credentials, like `posix_spawn`: a child that
+/// shares the keeper's memory and runs on a stack of its own, while the keeper waits
+/// (`CLONE_VM | CLONE_VFORK`). No page tables are copied and neither process takes
+/// copy-on-write faults, which a `fork` of this process costs on every start and restart. The
+/// child's descriptor table, directory, umask and signal dispositions are its own (no
+/// `CLONE_FILES`, `CLONE_FS` or `CLONE_SIGHAND`); it only makes system calls and writes to its
+/// stack (`program_steps`). Otherwise `fork`: the C library's `setuid`, `setgid` and
+/// `setgroups` may take locks and write globals that a memory-sharing child would leave
+/// changed in the keeper, and glibc before 2.25 rewrote the shared thread's cached ids in
+/// `clone`. Either way the keeper waits until the exec (or the failure), as it always has.
 fn start_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<(u32, Option<ChildStack>)> {
     #[cfg(target_os = "linux")]
-    if clone_vm_is_safe() {
-        let dumpable = spec
-            .creds
-            .as_ref()
-            .and_then(|_| rustix::process::dumpable_behavior().ok());
-        let started = clone_child(spec, fds);
-        if let Some(before) = dumpable {
-            let _ = rustix::process::set_dumpable_behavior(before);
-        }
-        return started;
+    if spec.creds.is_none() && clone_vm_is_safe() {
+        return clone_child(spec, fds);
     }
     fork_child(spec, fds).map(|pid| (pid, None))
 }
