@@ -2061,7 +2061,11 @@ pub(crate) fn drop_tz_naming_no_file() {
 /// stack (`program_steps`). Otherwise `fork`: the C library's `setuid`, `setgid` and
 /// `setgroups` may take locks and write globals that a memory-sharing child would leave
 /// changed in the keeper, and glibc before 2.25 rewrote the shared thread's cached ids in
-/// `clone`. Either way the keeper waits until the exec (or the failure), as it always has.
+/// `clone`. On Linux the drop is the kernel's calls made directly, but a shared memory is still
+/// wrong for it: a child that runs as the user while it shares the root keeper's memory lets
+/// that user at the memory (with `fs.suid_dumpable=1` at once, and through a narrow window when
+/// the child dies before its exec, if the keeper's dumpability were restored). Either way the
+/// keeper waits until the exec (or the failure), as it always has.
 fn start_child(spec: &Spec, fds: &ChildFds<'_>) -> io::Result<(u32, Option<ChildStack>)> {
     #[cfg(target_os = "linux")]
     if spec.creds.is_none() && clone_vm_is_safe() {
