@@ -58,8 +58,9 @@ const GETENT: [&str; 2] = ["/usr/bin/getent", "/bin/getent"];
 /// reads the files itself and loads no module; a dynamic glibc loads them safely).
 const LIBC: bool = !cfg!(all(target_feature = "crt-static", target_env = "gnu"));
 
-/// The user named `name`. Through `getent`, an all-digit key is looked up as a uid (names that
-/// are all digits are refused by `useradd` and rare elsewhere).
+/// The user named `name`. Through `getent`, an all-digit name not in the files is not found
+/// (getent looks such a key up as a uid, and an entry of another name is no answer; names
+/// that are all digits are refused by `useradd` and rare elsewhere).
 pub(crate) fn user(name: &CStr) -> io::Result<Option<Passwd>> {
     if LIBC {
         return passwd_with_buffer(|pwd, buf, len, result| {
@@ -313,7 +314,7 @@ fn getent(database: &str, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
             )
         })?;
     // `--`: a key that begins with `-` is a key, not an option.
-    let output = with_children_waitable(|| {
+    let output = crate::signals::with_children_waitable(|| {
         std::process::Command::new(path)
             .args([
                 OsStr::new(database),
@@ -336,28 +337,6 @@ fn getent(database: &str, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
             )))
         }
     }
-}
-
-/// Runs `run` with `SIGCHLD` at its default disposition: where the launcher's parent left it
-/// ignored (or `SA_NOCLDWAIT`), the kernel would reap `getent` itself and the wait for it fail.
-fn with_children_waitable<T>(run: impl FnOnce() -> T) -> T {
-    // libc: rustix has no sigaction.
-    // SAFETY: sigaction reads and writes only the two structures given (zeroed is a valid
-    // `sigaction`: SIG_DFL, no flags, an empty mask); SIG_DFL runs no handler.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    let asked = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) } == 0;
-    let reaped = old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0;
-    if asked && reaped {
-        let default: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        unsafe { libc::sigaction(libc::SIGCHLD, &default, std::ptr::null_mut()) };
-    }
-    let result = run();
-    if asked && reaped {
-        // SAFETY: as above; puts back what the launcher was given.
-        unsafe { libc::sigaction(libc::SIGCHLD, &old, std::ptr::null_mut()) };
-    }
-    result
 }
 
 /// A passwd line: `name:password:uid:gid:gecos:home:shell` (the fields after the gid may be

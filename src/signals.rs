@@ -85,6 +85,27 @@ fn reset_one(signo: libc::c_int) {
     }
 }
 
+/// Runs `run` with `SIGCHLD` at its default disposition, then puts back what the process was
+/// given: where a parent left it ignored (or `SA_NOCLDWAIT`), the kernel reaps the children
+/// itself and a wait for one (a command `run` makes, such as `getent`) fails with ECHILD.
+pub(crate) fn with_children_waitable<T>(run: impl FnOnce() -> T) -> T {
+    // libc: rustix has no public wrapper for sigaction.
+    // SAFETY: a null new action only queries; `old` is written by sigaction.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) } == 0;
+    let reaped =
+        read && (old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0);
+    if reaped {
+        reset_one(libc::SIGCHLD);
+    }
+    let result = run();
+    if reaped {
+        // SAFETY: `old` is the action sigaction wrote above, put back unchanged.
+        unsafe { libc::sigaction(libc::SIGCHLD, &old, std::ptr::null_mut()) };
+    }
+    result
+}
+
 /// Clears the signal mask. Async-signal-safe.
 fn unblock_all() -> io::Result<()> {
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it.
